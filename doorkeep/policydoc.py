@@ -1,0 +1,506 @@
+"""The policy document ``doorkeep.policy/1``: validation, credential hashing, digest.
+
+The edge applies it, the cloud validates, stores and signs it, so it lives below both.
+Everything here is pure: documents in, documents or problem lists out.
+
+Validation is two passes that both run to the end, so one call reports every problem at
+once: the JSON Schema (``policy.schema.json``: shapes, enums, unknown keys) and the
+semantic rules of POLICY.md (references exist, PIN rules, unique PINs, default groups,
+time windows). Each problem names the entity (``people/p-judy``) and the field.
+
+A *hashed* document carries no plaintext credential: ``value`` is replaced by
+``value_hmac`` (and PINs gain ``duress_hmac``, the hash of the PIN plus one), temp-key
+``code`` by ``code_hmac``. Both forms validate, so an export re-applies unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Collection, Iterator, Mapping
+from datetime import date, datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from doorkeep import cards
+from doorkeep.errors import PolicyError, PolicyIssue
+
+FORMAT = "doorkeep.policy/1"
+
+# Entity lists of the document, in the order they are listed and applied.
+ENTITY_KINDS: tuple[str, ...] = (
+    "buildings",
+    "apartments",
+    "people",
+    "credentials",
+    "groups",
+    "temp_keys",
+    "reservations",
+    "holidays",
+    "hold_open",
+)
+# The field that identifies an entity inside its list (most have an "id").
+_KEY_FIELD = {"holidays": "date", "hold_open": "door"}
+
+DEFAULT_SETTINGS: Mapping[str, Any] = {
+    "pin_mode": "pin",
+    "temp_key_max_days": 30,
+    "lockout": {"failures": 5, "window_s": 60, "lock_s": 300},
+    "emergency": {"doors": [], "auto_unlock_on_alarm": True},
+    "duress": False,
+    "door_event_days": 30,
+}
+
+CREDENTIAL_KINDS: tuple[str, ...] = (
+    "pin",
+    "rf_card",
+    "uhf_card",
+    "license_plate",
+    "face",
+    "fingerprint",
+    "id_card_qr",
+    "qr",
+    "nfc",
+    "ble",
+)
+MAX_PLATES_PER_PERSON = 5
+_PIN = re.compile(r"[0-8][0-9]{1,7}")
+_TEMP_PIN = re.compile(r"9[0-9]{7}")
+_FLOOR_NUMBER = re.compile(r"-?[0-9]{1,3}")
+
+
+def entity_key(kind: str, entity: Mapping[str, Any]) -> str:
+    """The identifier of ``entity`` inside the list ``kind``."""
+    return str(entity.get(_KEY_FIELD.get(kind, "id"), ""))
+
+
+def empty_document() -> dict[str, Any]:
+    """A valid document with no entities and default settings."""
+    doc: dict[str, Any] = {"format": FORMAT, "settings": copy.deepcopy(dict(DEFAULT_SETTINGS))}
+    for kind in ENTITY_KINDS:
+        doc[kind] = []
+    return doc
+
+
+def settings_of(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The document's settings with every default filled in."""
+    merged = copy.deepcopy(dict(DEFAULT_SETTINGS))
+    for key, value in (doc.get("settings") or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def canonical_json(obj: object) -> bytes:
+    """Canonical JSON bytes: sorted keys, no white space, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_document(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` with every entity list present and sorted by key, settings filled in."""
+    out: dict[str, Any] = {"format": FORMAT, "settings": settings_of(doc)}
+    for kind in ENTITY_KINDS:
+        out[kind] = sorted(doc.get(kind) or [], key=lambda e, k=kind: entity_key(k, e))
+    return out
+
+
+def policy_digest(hashed_doc: Mapping[str, Any]) -> str:
+    """``sha256:<hex>`` of the canonical hashed document: equal policies, equal digests."""
+    return "sha256:" + hashlib.sha256(canonical_json(canonical_document(hashed_doc))).hexdigest()
+
+
+# --- credential hashing -------------------------------------------------------------
+
+
+def credential_hmac(secret: bytes, kind: str, value: str) -> str:
+    """The at-rest key of a credential value: HMAC-SHA256 over ``kind:normalised``.
+
+    Temp-key PINs share the ``pin`` namespace (they start with 9, people's PINs never do)
+    and temp-key QR codes the ``qr`` one, so one lookup finds either.
+    """
+    norm = cards.normalise(kind, value)
+    space = "pin" if kind == "pin" else kind
+    return hmac.new(secret, f"{space}:{norm}".encode(), hashlib.sha256).hexdigest()
+
+
+def duress_pin(pin: str) -> str:
+    """The duress form of a PIN: the PIN plus one, same length (1234 -> 1235)."""
+    return str(int(pin) + 1).zfill(len(pin))
+
+
+def hash_document(doc: Mapping[str, Any], secret: bytes) -> dict[str, Any]:
+    """A copy of ``doc`` with every plaintext credential replaced by its HMAC.
+
+    Raises PolicyError (with every problem) when a value cannot be normalised; the
+    messages never repeat a value.
+    """
+    out = copy.deepcopy(dict(doc))
+    issues: list[PolicyIssue] = []
+    for cred in out.get("credentials") or []:
+        if "value" not in cred:
+            continue
+        value = cred.pop("value")
+        try:
+            cred["value_hmac"] = credential_hmac(secret, cred["kind"], value)
+            if cred["kind"] == "pin":
+                cred["duress_hmac"] = credential_hmac(secret, "pin", duress_pin(value))
+        except (ValueError, KeyError) as err:
+            issues.append(PolicyIssue(f"credentials/{cred.get('id')}", "value", str(err)))
+    for key in out.get("temp_keys") or []:
+        if "code" not in key:
+            continue
+        code = key.pop("code")
+        try:
+            key["code_hmac"] = credential_hmac(secret, key["kind"], code)
+        except (ValueError, KeyError) as err:
+            issues.append(PolicyIssue(f"temp_keys/{key.get('id')}", "code", str(err)))
+    if issues:
+        raise PolicyError(f"{len(issues)} credential value(s) are malformed", issues)
+    return out
+
+
+# --- validation ----------------------------------------------------------------------
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the document (also at ``config/policy.schema.json``)."""
+    text = resources.files("doorkeep").joinpath("policy.schema.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema())
+    return cls(schema())  # type: ignore[no-any-return]
+
+
+def _schema_issues(doc: Any) -> list[PolicyIssue]:
+    issues = []
+    for err in _validator().iter_errors(doc):
+        path = list(err.absolute_path)
+        entity, field = "document", ".".join(str(p) for p in path) or "-"
+        if len(path) >= 2 and path[0] in ENTITY_KINDS and isinstance(path[1], int):
+            item = doc[path[0]][path[1]]
+            key = entity_key(path[0], item) if isinstance(item, dict) else ""
+            entity = f"{path[0]}/{key or '#' + str(path[1])}"
+            field = ".".join(str(p) for p in path[2:]) or "-"
+        elif path and path[0] == "settings":
+            entity = "settings"
+            field = ".".join(str(p) for p in path[1:]) or "-"
+        message = err.message
+        if err.validator == "additionalProperties":
+            unknown = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            field = ".".join([*([] if field == "-" else [field]), *unknown[:1]]) or field
+            message = f"unknown key(s) {', '.join(unknown)}"
+        elif err.validator == "oneOf" and path and path[0] in ("credentials", "temp_keys"):
+            name = "value" if path[0] == "credentials" else "code"
+            message = f"give exactly one of {name} or {name}_hmac"
+        elif err.validator in ("pattern", "const", "enum") and _is_secret_field(path):
+            message = f"{err.validator} check failed"  # never echo a secret value
+        issues.append(PolicyIssue(entity, field, message))
+    return issues
+
+
+def _is_secret_field(path: list[Any]) -> bool:
+    return bool(path) and path[-1] in ("value", "code")
+
+
+def _parse_dt(text: Any) -> datetime | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise TypeError
+    return datetime.fromisoformat(text)
+
+
+def _comparable(moment: datetime) -> datetime:
+    # Naive times are site wall-clock; for ordering checks inside one document that is
+    # good enough when both ends use the same form.
+    return moment.replace(tzinfo=None) if moment.tzinfo is None else moment
+
+
+class _Checker:
+    """Collects semantic problems of one (schema-valid) document."""
+
+    def __init__(
+        self,
+        doc: Mapping[str, Any],
+        doors: Collection[str] | None,
+        secret: bytes | None,
+        known: Mapping[str, Any] | None = None,
+    ):
+        self.doc = doc
+        self.known = doc if known is None else known  # ids that references may name
+        self.doors = set(doors) if doors is not None else None
+        self.secret = secret
+        self.issues: list[PolicyIssue] = []
+        self.ids: dict[str, set[str]] = {}
+
+    def add(self, entity: str, field: str, message: str) -> None:
+        self.issues.append(PolicyIssue(entity, field, message))
+
+    def items(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for item in self.doc.get(kind) or []:
+            yield f"{kind}/{entity_key(kind, item)}", item
+
+    def run(self) -> list[PolicyIssue]:
+        for kind in ENTITY_KINDS:
+            seen: set[str] = set()
+            for name, item in self.items(kind):
+                key = entity_key(kind, item)
+                if key in seen:
+                    self.add(name, _KEY_FIELD.get(kind, "id"), f"duplicate {kind} key {key!r}")
+                seen.add(key)
+            known = self.known.get(kind)
+            self.ids[kind] = seen | {
+                entity_key(kind, e) for e in (known if isinstance(known, list) else []) if isinstance(e, dict)
+            }
+        self.settings()
+        self.apartments()
+        self.people()
+        self.credentials()
+        self.groups()
+        self.temp_keys()
+        self.reservations()
+        self.holidays_and_hold_open()
+        return self.issues
+
+    def door_ref(self, entity: str, field: str, door: str) -> None:
+        if self.doors is not None and door not in self.doors:
+            self.add(entity, field, f"door {door!r} is not in site.toml")
+
+    def window(self, entity: str, start_field: str, end_field: str, item: Mapping[str, Any]) -> None:
+        try:
+            start, end = _parse_dt(item.get(start_field)), _parse_dt(item.get(end_field))
+        except (TypeError, ValueError):
+            for field in (start_field, end_field):
+                try:
+                    _parse_dt(item.get(field))
+                except (TypeError, ValueError):
+                    self.add(entity, field, "not an ISO 8601 date-time")
+            return
+        if start and end and _comparable(start) >= _comparable(end):
+            self.add(entity, end_field, f"{end_field} must be after {start_field}")
+
+    def schedule(self, entity: str, sched: Mapping[str, Any]) -> None:
+        if sched.get("repeat") == "never":
+            self.window(entity, "schedule.start", "schedule.end", _prefixed(sched, "schedule."))
+
+    def settings(self) -> None:
+        emergency = (self.doc.get("settings") or {}).get("emergency") or {}
+        for door in emergency.get("doors") or []:
+            self.door_ref("settings", "emergency.doors", door)
+
+    def apartments(self) -> None:
+        numbers: dict[str, str] = {}
+        for name, apt in self.items("apartments"):
+            if apt["building"] not in self.ids["buildings"]:
+                self.add(name, "building", f"building {apt['building']!r} does not exist")
+            self.window(name, "valid_from", "valid_until", apt)
+            number = apt.get("number")
+            if number:
+                if number in numbers:
+                    self.add(name, "number", f"apartment number {number!r} is also {numbers[number]}")
+                numbers[number] = apt["id"]
+
+    def people(self) -> None:
+        for name, person in self.items("people"):
+            apt = person.get("apartment")
+            if apt is not None and apt not in self.ids["apartments"]:
+                self.add(name, "apartment", f"apartment {apt!r} does not exist")
+            if person["kind"] == "resident" and apt is None:
+                self.add(name, "apartment", "a resident needs an apartment")
+            for group in person.get("groups") or []:
+                if group not in self.ids["groups"]:
+                    self.add(name, "groups", f"group {group!r} does not exist")
+            self.floors(name, person.get("floors") or {})
+            self.window(name, "valid_from", "valid_until", person)
+
+    def floors(self, name: str, floors: Mapping[str, list[str]]) -> None:
+        for building, values in floors.items():
+            if building not in self.ids["buildings"]:
+                self.add(name, f"floors.{building}", f"building {building!r} does not exist")
+            if len(values) > 10 and "all" not in values:
+                self.add(name, f"floors.{building}", "at most 10 floors per building (or 'all')")
+            for value in values:
+                if _FLOOR_NUMBER.fullmatch(value) and not -10 <= int(value) <= 128:
+                    self.add(name, f"floors.{building}", f"floor {value} is outside -10..128")
+
+    def credentials(self) -> None:
+        apartment_of = {
+            p["id"]: p.get("apartment") for p in self.known.get("people") or [] if isinstance(p, dict)
+        }
+        apt_mode = (self.doc.get("settings") or {}).get("pin_mode") == "apt_pin"
+        seen: dict[tuple[Any, ...], str] = {}
+        plates: dict[str, int] = {}
+        for name, cred in self.items("credentials"):
+            person = cred["person"]
+            if person not in apartment_of:
+                self.add(name, "person", f"person {person!r} does not exist")
+            kind = cred["kind"]
+            if kind == "license_plate":
+                plates[person] = plates.get(person, 0) + 1
+                if plates[person] == MAX_PLATES_PER_PERSON + 1:
+                    self.add(name, "person", f"a person has at most {MAX_PLATES_PER_PERSON} plates")
+            key = self.value_key(name, kind, cred.get("value"), cred.get("value_hmac"))
+            if key is None:
+                continue
+            scope = apartment_of.get(person) if (kind == "pin" and apt_mode) else None
+            full = (scope, *key)
+            if full in seen:
+                what = "PIN" if kind == "pin" else "value"
+                where = " in this apartment" if scope else ""
+                self.add(name, "value", f"same {what} as {seen[full]}{where}: must be unique")
+            else:
+                seen[full] = name
+        self.seen_values = seen
+
+    def value_key(
+        self, name: str, kind: str, value: str | None, hashed: str | None, *, temp: bool = False
+    ) -> tuple[Any, ...] | None:
+        field = "code" if temp else "value"
+        if value is None:
+            return ("h", hashed)
+        if kind == "pin":
+            rule = _TEMP_PIN if temp else _PIN
+            if not rule.fullmatch(value):
+                text = (
+                    "temp-key PIN must be 8 digits starting with 9"
+                    if temp
+                    else "PIN must be 2-8 digits and must not start with 9"
+                )
+                self.add(name, field, text)
+                return None
+        try:
+            if self.secret is not None:
+                return ("h", credential_hmac(self.secret, kind, value))
+            return ("v", "pin" if kind == "pin" else kind, cards.normalise(kind, value))
+        except ValueError as err:
+            self.add(name, field, str(err))
+            return None
+
+    def groups(self) -> None:
+        defaults: dict[str, str] = {}
+        for name, group in self.items("groups"):
+            building = group.get("building_default")
+            if building is not None:
+                if building not in self.ids["buildings"]:
+                    self.add(name, "building_default", f"building {building!r} does not exist")
+                elif building in defaults:
+                    self.add(name, "building_default", f"{building} already has {defaults[building]}")
+                defaults[building] = group["id"]
+            for door in group["doors"]:
+                self.door_ref(name, "doors", door)
+            self.schedule(name, group["schedule"])
+        known_defaults = {
+            g.get("building_default") for g in self.known.get("groups") or [] if isinstance(g, dict)
+        }
+        for building in sorted(self.ids["buildings"] - set(defaults) - known_defaults):
+            self.add(
+                f"buildings/{building}",
+                "id",
+                "every building needs its default group: add a group with "
+                f'"building_default": "{building}" holding its public doors',
+            )
+
+    def temp_keys(self) -> None:
+        max_days = (self.doc.get("settings") or {}).get("temp_key_max_days", 30)
+        seen = getattr(self, "seen_values", {})
+        for name, key in self.items("temp_keys"):
+            apt = key.get("apartment")
+            if apt is not None and apt not in self.ids["apartments"]:
+                self.add(name, "apartment", f"apartment {apt!r} does not exist")
+            for door in key["doors"]:
+                self.door_ref(name, "doors", door)
+            sched = key["schedule"]
+            self.schedule(name, sched)
+            if sched.get("repeat") == "never":
+                try:
+                    start, end = _parse_dt(sched["start"]), _parse_dt(sched["end"])
+                except (TypeError, ValueError):
+                    start = end = None
+                if start and end and _comparable(end) - _comparable(start) > timedelta(days=max_days):
+                    self.add(name, "schedule.end", f"a temp key lasts at most {max_days} days")
+            vkey = self.value_key(
+                name, key["kind"], key.get("code"), key.get("code_hmac"), temp=True
+            )
+            if vkey is not None:
+                full = (None, *vkey)
+                if full in seen:
+                    self.add(name, "code", f"same code as {seen[full]}: must be unique")
+                seen[full] = name
+
+    def reservations(self) -> None:
+        for name, res in self.items("reservations"):
+            if res["person"] not in self.ids["people"]:
+                self.add(name, "person", f"person {res['person']!r} does not exist")
+            self.door_ref(name, "door", res["door"])
+            self.window(name, "start", "end", res)
+
+    def holidays_and_hold_open(self) -> None:
+        for name, day in self.items("holidays"):
+            try:
+                date.fromisoformat(day["date"])
+            except ValueError:
+                self.add(name, "date", "not a calendar date (YYYY-MM-DD)")
+        for name, hold in self.items("hold_open"):
+            self.door_ref(name, "door", hold["door"])
+            self.schedule(name, hold["schedule"])
+
+
+def _prefixed(mapping: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    return {prefix + k: v for k, v in mapping.items()}
+
+
+def validate_document(
+    doc: Any, *, doors: Collection[str] | None = None, secret: bytes | None = None
+) -> list[PolicyIssue]:
+    """Every problem of ``doc`` (schema, then semantic rules); ``[]`` when it is valid.
+
+    ``doors``: the site's door ids, when known (the edge knows them, the cloud knows
+    the inventory the site reported). ``secret``: when given, plaintext and hashed
+    credentials are compared for uniqueness too.
+    """
+    if not isinstance(doc, dict):
+        return [PolicyIssue("document", "-", "a policy document must be a JSON object")]
+    issues = _schema_issues(doc)
+    if issues:
+        # The semantic pass assumes the shapes the schema guarantees; report what the
+        # schema found plus the semantic problems of the entities it did not flag.
+        flagged = {i.entity for i in issues}
+        partial = {
+            k: [e for e in v if f"{k}/{entity_key(k, e)}" not in flagged]
+            if k in ENTITY_KINDS and isinstance(v, list)
+            else v
+            for k, v in doc.items()
+        }
+        partial = {
+            k: [e for e in v if isinstance(e, dict)] if k in ENTITY_KINDS and isinstance(v, list) else v
+            for k, v in partial.items()
+        }
+        if "settings" in flagged:
+            partial.pop("settings", None)
+        try:
+            return issues + _Checker(partial, doors, secret, known=doc).run()
+        except (KeyError, TypeError, AttributeError):
+            return issues
+    return _Checker(doc, doors, secret).run()
+
+
+def check_document(
+    doc: Any, *, doors: Collection[str] | None = None, secret: bytes | None = None
+) -> None:
+    """Raise PolicyError listing every problem of ``doc``; return quietly if valid."""
+    issues = validate_document(doc, doors=doors, secret=secret)
+    if issues:
+        raise PolicyError(f"the policy has {len(issues)} problem(s)", issues)
