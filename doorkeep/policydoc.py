@@ -364,6 +364,32 @@ class _Checker:
             else:
                 seen[full] = name
         self.seen_values = seen
+        if (self.doc.get("settings") or {}).get("duress"):
+            self.duress_collisions(apartment_of if apt_mode else {})
+
+    def duress_collisions(self, scope_of: Mapping[str, str | None]) -> None:
+        """With duress on, no PIN may be another PIN plus one (it would raise an alarm)."""
+        pins: dict[tuple[str | None, str], str] = {}
+        duress: dict[tuple[str | None, str], str] = {}
+        for name, cred in self.items("credentials"):
+            if cred["kind"] != "pin":
+                continue
+            scope = scope_of.get(cred["person"])
+            value = cred.get("value")
+            if value is not None and _PIN.fullmatch(value):
+                if self.secret is None:
+                    pins[(scope, value)] = name
+                    duress[(scope, duress_pin(value))] = name
+                    continue
+                pins[(scope, credential_hmac(self.secret, "pin", value))] = name
+                duress[(scope, credential_hmac(self.secret, "pin", duress_pin(value)))] = name
+            elif value is None:
+                pins[(scope, cred["value_hmac"])] = name
+                if "duress_hmac" in cred:
+                    duress[(scope, cred["duress_hmac"])] = name
+        for key, name in pins.items():
+            if key in duress:
+                self.add(name, "value", f"is the duress PIN (PIN plus one) of {duress[key]}")
 
     def value_key(
         self, name: str, kind: str, value: str | None, hashed: str | None, *, temp: bool = False
