@@ -1,0 +1,23 @@
+"""The edge store: the site's SQLite database (see docs/storage.md).
+
+``EdgeStore`` is the one public entry point; open it with
+``async with EdgeStore.open(path, site_id=...) as store``.
+"""
+
+from edge.store._chain import SensitiveDataError, StoreQueryError, event_hash, genesis_hash
+from edge.store._schema import LATEST as SCHEMA_VERSION
+from edge.store._schema import SchemaTooNewError
+from edge.store._store import AuditEntry, ChainReport, EdgeStore, PolicyState
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuditEntry",
+    "ChainReport",
+    "EdgeStore",
+    "PolicyState",
+    "SchemaTooNewError",
+    "SensitiveDataError",
+    "StoreQueryError",
+    "event_hash",
+    "genesis_hash",
+]

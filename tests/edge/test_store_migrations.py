@@ -1,0 +1,101 @@
+"""Opening a database written by an older doorkeep migrates it in place."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import TYPE_CHECKING
+
+import pytest
+
+from edge.store import SCHEMA_VERSION, EdgeStore, SchemaTooNewError, event_hash, genesis_hash
+from edge.store._schema import migrate
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def make_v1_database(path: Path) -> str:
+    """A version-1 database (before redaction existed) holding two chained events."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=1) == 1
+    epoch = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
+    prev = genesis_hash(epoch)
+    for seq in (1, 2):
+        event = {
+            "seq": seq,
+            "at": f"2026-01-0{seq}T10:00:00+01:00",
+            "type": "access",
+            "action": "card",
+            "result": "success",
+            "reason": None,
+            "door": "gate",
+            "reader": "gate-in",
+            "person": "p-old",
+            "apartment": "B1-101",
+            "credential_kind": "rf_card",
+            "detail": {},
+        }
+        prev = event_hash(prev, event)
+        conn.execute(
+            "INSERT INTO events (seq, at, ts, type, action, result, door, reader, person, "
+            "apartment, credential_kind, detail, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                seq,
+                event["at"],
+                seq,
+                "access",
+                "card",
+                "success",
+                "gate",
+                "gate-in",
+                "p-old",
+                "B1-101",
+                "rf_card",
+                json.dumps({}),
+                prev,
+            ),
+        )
+    conn.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [("head_seq", "2"), ("head_hash", prev), ("site_id", "demo")],
+    )
+    conn.execute("INSERT INTO memory VALUES ('tk:t1', '{\"uses\": 3}')")
+    conn.close()
+    return epoch
+
+
+async def test_a_version_1_database_is_migrated_and_keeps_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    epoch = make_v1_database(path)
+    async with EdgeStore.open(path, site_id="demo") as store:
+        assert store.epoch == epoch
+        assert store.load_memory_rows() == {"tk:t1": {"uses": 3}}
+        assert (await store.verify_chain()).checked == 2
+        new = await store.record_event(
+            {
+                "at": "2026-01-03T10:00:00+01:00",
+                "type": "door",
+                "action": "opened",
+                "result": "success",
+                "door": "gate",
+            }
+        )
+        assert new["seq"] == 3
+        # The migration added what redaction needs.
+        assert await store.redact_apartment_events("B1-101", actor="cli") == 2
+        report = await store.verify_chain()
+        assert (report.ok, report.checked, report.redacted) == (True, 3, 2)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_a_database_from_a_newer_doorkeep_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    async with EdgeStore.open(path, site_id="demo"):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(SchemaTooNewError, match="upgrade doorkeep"):
+        async with EdgeStore.open(path, site_id="demo"):
+            pass
