@@ -16,17 +16,19 @@ import json
 import queue
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping  # noqa: TC003 - used at runtime by dataclass annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from doorkeep import policydoc
 from doorkeep.errors import Conflict, DoorkeepError, NotFound, PolicyError, PolicyIssue
 from edge.store import _chain, _schema
 from edge.store._chain import StoreQueryError
 from edge.store._writer import Writer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 T = TypeVar("T")
 

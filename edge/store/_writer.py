@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import sqlite3  # noqa: TC003 - dataclass field annotations are evaluated
 import threading
-from collections.abc import Callable  # noqa: TC003 - same
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
 
 _log = logging.getLogger(__name__)
 
