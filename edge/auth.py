@@ -1,0 +1,460 @@
+"""Users, sessions, API tokens, the one-time setup code and the login rate limit.
+
+Everything secret is stored hashed in its own SQLite file (``data_dir/auth.db``), apart
+from the site's policy store, so an access-log export or a policy backup never carries a
+login secret:
+
+- passwords: scrypt (``hashlib.scrypt``, a random 16-byte salt per password); a verifying
+  hash is recomputed and compared in constant time;
+- session ids, API tokens and the setup code: random values with 128+ bits of entropy,
+  stored as SHA-256 only (a slow hash adds nothing to a value that cannot be guessed);
+- the setup code is single-use: creating the first admin consumes it, and no new code
+  can be made once an admin exists.
+
+The store is synchronous (SQLite under a lock) and small; the web layer calls the
+expensive methods (those that hash a password) through ``asyncio.to_thread``.
+The login rate limiter is a separate in-memory object with an injected clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+from doorkeep.errors import AuthError, Conflict, NotFound
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# Module-level so tests can shrink them (scrypt cost, timeouts); see docs/security.md.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+MIN_PASSWORD_LEN = 12
+SESSION_IDLE_S = 30 * 60
+SESSION_MAX_S = 12 * 60 * 60
+# Touching last_seen on every request would be a write per request; a minute is plenty.
+SESSION_TOUCH_S = 60
+LOGIN_FREE_FAILURES = 5
+LOGIN_WINDOW_S = 15 * 60
+LOGIN_BACKOFF_BASE_S = 2.0
+LOGIN_BACKOFF_CAP_S = 15 * 60.0
+
+_USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+_SETUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud, typed on a phone
+
+
+class Role(StrEnum):
+    """Who may do what; the order of the members is the order of privilege."""
+
+    VIEWER = "viewer"
+    INSTALLER = "installer"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """0 for viewer, 1 for installer, 2 for admin."""
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        """True when this role may do what ``needed`` may do."""
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: a logged-in user or an API token."""
+
+    kind: str  # "user" | "token"
+    name: str
+    role: Role
+    session_hash: str | None = None
+    csrf_token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in {"user", "token"}:
+            raise ValueError(f"principal kind must be user or token, not {self.kind!r}")
+
+    @property
+    def actor(self) -> str:
+        """The audit-log name: ``admin:alice``, ``installer:bob`` or ``token:ci``."""
+        if self.kind == "token":
+            return f"token:{self.name}"
+        return f"{self.role.value}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A session just made at login: the cookie value is shown once, stored hashed."""
+
+    session_id: str
+    csrf_token: str
+    principal: Principal
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    """Return ``scrypt$n$r$p$salt$hash`` (hex) for ``password``."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when ``password`` matches ``stored`` (as made by `hash_password`)."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    computed = hashlib.scrypt(
+        password.encode(),
+        salt=bytes.fromhex(salt),
+        n=int(n),
+        r=int(r),
+        p=int(p),
+        dklen=len(digest) // 2,
+    )
+    return hmac.compare_digest(computed.hex(), digest)
+
+
+def check_username(username: str) -> str:
+    """Return the username or raise ValueError naming what to change."""
+    if not 1 <= len(username) <= 64 or not set(username) <= _USERNAME_CHARS:
+        raise ValueError(
+            "username must be 1-64 characters of lower-case letters, digits, '.', '_' or '-'"
+        )
+    return username
+
+
+def check_password(password: str) -> str:
+    """Return the password or raise ValueError when it is too short."""
+    if len(password) < MIN_PASSWORD_LEN:
+        raise ValueError(f"password must be at least {MIN_PASSWORD_LEN} characters long")
+    return password
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY,
+    username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS setup_code (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    code_hash TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+class AuthStore:
+    """The login database of one site. Open with `AuthStore.open(path)`; close when done."""
+
+    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
+        self._db = conn
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    @classmethod
+    def open(cls, path: Path | str, *, clock: Callable[[], float] = time.time) -> Self:
+        """Open (and create, with mode 0600) the auth database at ``path``."""
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(_SCHEMA)
+        return cls(conn, clock)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- users ---------------------------------------------------------------------------
+
+    def has_admin(self) -> bool:
+        """True once at least one admin account exists."""
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1").fetchone()
+        return row is not None
+
+    def create_user(self, username: str, password: str, role: Role | str) -> dict[str, str]:
+        """Create a user (slow: hashes the password). Conflict if the name is taken."""
+        role = Role(role)
+        check_username(username)
+        hashed = hash_password(check_password(password))
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO users (username, role, password, created) VALUES (?, ?, ?, ?)",
+                    (username, role.value, hashed, self._clock()),
+                )
+            except sqlite3.IntegrityError as err:
+                raise Conflict(f"user {username!r} already exists") from err
+        return {"username": username, "role": role.value}
+
+    def list_users(self) -> list[dict[str, str]]:
+        """Every user with their role (never a password hash)."""
+        with self._lock:
+            rows = self._db.execute("SELECT username, role FROM users ORDER BY username").fetchall()
+        return [{"username": u, "role": r} for u, r in rows]
+
+    def delete_user(self, username: str) -> None:
+        """Delete a user and their sessions; refuses to remove the last admin."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT role FROM users WHERE username = ?", (username,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no user {username!r}")
+            admins = self._db.execute("SELECT COUNT(*) FROM users WHERE role='admin'").fetchone()
+            if row[0] == Role.ADMIN and admins[0] <= 1:
+                raise Conflict("the last admin cannot be deleted; create another admin first")
+            self._db.execute("DELETE FROM sessions WHERE username = ?", (username,))
+            self._db.execute("DELETE FROM users WHERE username = ?", (username,))
+
+    def authenticate(self, username: str, password: str) -> Principal | None:
+        """The user when the password is right, else None (slow: runs scrypt)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT role, password FROM users WHERE username = ?", (username,)
+            ).fetchone()
+        if row is None:
+            # Spend the same time as a real check, so timing does not reveal user names.
+            verify_password(password, hash_password("x" * MIN_PASSWORD_LEN))
+            return None
+        if not verify_password(password, row[1]):
+            return None
+        return Principal("user", username, Role(row[0]))
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def create_session(self, username: str, *, replaces: str | None = None) -> NewSession:
+        """A fresh session for ``username``; the session ``replaces`` (a cookie) ends."""
+        session_id = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        now = self._clock()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT role FROM users WHERE username = ?", (username,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no user {username!r}")
+            if replaces:
+                self._db.execute("DELETE FROM sessions WHERE id_hash = ?", (_sha256(replaces),))
+            self._db.execute(
+                "INSERT INTO sessions (id_hash, username, csrf, created, last_seen)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (_sha256(session_id), username, csrf, now, now),
+            )
+        principal = Principal("user", username, Role(row[0]), _sha256(session_id), csrf)
+        return NewSession(session_id, csrf, principal)
+
+    def session(self, session_id: str) -> Principal | None:
+        """The user of a live session, or None when unknown, idle too long or too old."""
+        id_hash = _sha256(session_id)
+        now = self._clock()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT s.username, u.role, s.csrf, s.created, s.last_seen FROM sessions s"
+                " JOIN users u ON u.username = s.username WHERE s.id_hash = ?",
+                (id_hash,),
+            ).fetchone()
+            if row is None:
+                return None
+            username, role, csrf, created, last_seen = row
+            if now - last_seen > SESSION_IDLE_S or now - created > SESSION_MAX_S:
+                self._db.execute("DELETE FROM sessions WHERE id_hash = ?", (id_hash,))
+                return None
+            if now - last_seen > SESSION_TOUCH_S:
+                self._db.execute(
+                    "UPDATE sessions SET last_seen = ? WHERE id_hash = ?", (now, id_hash)
+                )
+        return Principal("user", username, Role(role), id_hash, csrf)
+
+    def end_session(self, session_id: str) -> None:
+        """Log out: forget the session."""
+        self.end_session_by_hash(_sha256(session_id))
+
+    def end_session_by_hash(self, id_hash: str) -> None:
+        """Forget the session whose id hashes to ``id_hash`` (see `Principal.session_hash`)."""
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE id_hash = ?", (id_hash,))
+
+    # -- API tokens ----------------------------------------------------------------------
+
+    def create_token(self, role: Role | str, name: str) -> str:
+        """Make an API token; the return value is the only time it is ever seen."""
+        role = Role(role)
+        check_username(name)
+        token = "dk_" + secrets.token_urlsafe(32)
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO tokens (name, role, token_hash, created) VALUES (?, ?, ?, ?)",
+                    (name, role.value, _sha256(token), self._clock()),
+                )
+            except sqlite3.IntegrityError as err:
+                raise Conflict(f"a token named {name!r} already exists") from err
+        return token
+
+    def token(self, token: str) -> Principal | None:
+        """The principal of a bearer token, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT name, role FROM tokens WHERE token_hash = ?", (_sha256(token),)
+            ).fetchone()
+        return None if row is None else Principal("token", row[0], Role(row[1]))
+
+    def list_tokens(self) -> list[dict[str, object]]:
+        """Every token's name, role and creation time (never the token)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, role, created FROM tokens ORDER BY name"
+            ).fetchall()
+        return [{"name": n, "role": r, "created": c} for n, r, c in rows]
+
+    def delete_token(self, name: str) -> None:
+        """Revoke a token by name."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM tokens WHERE name = ?", (name,))
+        if cur.rowcount == 0:
+            raise NotFound(f"no token {name!r}")
+
+    # -- setup code ----------------------------------------------------------------------
+
+    def new_setup_code(self) -> str:
+        """A new one-time setup code (replacing any earlier one); Conflict once an admin exists."""
+        if self.has_admin():
+            raise Conflict("an admin already exists; log in instead of using a setup code")
+        raw = "".join(secrets.choice(_SETUP_ALPHABET) for _ in range(16))  # 80 bits
+        code = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO setup_code (one, code_hash, created) VALUES (1, ?, ?)",
+                (_sha256(_normalise_code(code)), self._clock()),
+            )
+        return code
+
+    def setup_required(self) -> bool:
+        """True while nobody can log in yet (no admin)."""
+        return not self.has_admin()
+
+    def complete_setup(self, code: str, username: str, password: str) -> Principal:
+        """Create the first admin with the setup code; the code is dead afterwards."""
+        check_username(username)
+        check_password(password)
+        hashed = hash_password(password)
+        with self._lock:
+            row = self._db.execute("SELECT code_hash FROM setup_code WHERE one = 1").fetchone()
+            if row is None or not hmac.compare_digest(row[0], _sha256(_normalise_code(code))):
+                raise AuthError("the setup code is wrong or has been used")
+            # One transaction: consume the code and create the admin, or neither.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM setup_code")
+                self._db.execute(
+                    "INSERT INTO users (username, role, password, created) VALUES (?, ?, ?, ?)",
+                    (username, Role.ADMIN.value, hashed, self._clock()),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return Principal("user", username, Role.ADMIN)
+
+
+def _normalise_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+@dataclass(slots=True)
+class _Bucket:
+    failures: list[float] = field(default_factory=list)
+    blocked_until: float = 0.0
+
+
+class LoginLimiter:
+    """Refuses login attempts for a while after repeated failures.
+
+    Counted separately per username and per client address; after
+    `LOGIN_FREE_FAILURES` failures inside `LOGIN_WINDOW_S`, each further failure
+    doubles the wait (from `LOGIN_BACKOFF_BASE_S`, capped at `LOGIN_BACKOFF_CAP_S`).
+    A success clears the username's count (not the address's: one address guessing
+    many names stays limited).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    def retry_after(self, username: str, address: str) -> float:
+        """Seconds the caller must wait before trying again; 0 when allowed now."""
+        now = self._clock()
+        waits = [
+            b.blocked_until - now for k in _keys(username, address) if (b := self._buckets.get(k))
+        ]
+        return max([0.0, *waits])
+
+    def failed(self, username: str, address: str) -> None:
+        """Record a failed attempt."""
+        now = self._clock()
+        for key in _keys(username, address):
+            bucket = self._buckets.setdefault(key, _Bucket())
+            bucket.failures = [t for t in bucket.failures if now - t < LOGIN_WINDOW_S]
+            bucket.failures.append(now)
+            excess = len(bucket.failures) - LOGIN_FREE_FAILURES
+            if excess >= 0:
+                wait = min(LOGIN_BACKOFF_CAP_S, LOGIN_BACKOFF_BASE_S * 2**excess)
+                bucket.blocked_until = now + wait
+        if len(self._buckets) > 10_000:  # a flood of addresses must not grow memory forever
+            self._buckets = {
+                k: b for k, b in self._buckets.items() if b.blocked_until > now or b.failures
+            }
+
+    def succeeded(self, username: str) -> None:
+        """Forget the failures of ``username``."""
+        self._buckets.pop(_keys(username, "")[0], None)
+
+
+def _keys(username: str, address: str) -> tuple[str, str]:
+    return (f"user:{username.lower()}", f"addr:{address}")
