@@ -1,0 +1,394 @@
+"""The edge-side sync client: a library the edge daemon embeds, wired by callbacks only.
+
+It never imports ``edge``. The daemon gives it:
+
+- ``state``: what policy the site holds (``version()``, ``digest()``);
+- ``apply_bundle(bundle)``: apply a *verified* bundle atomically (raise to refuse);
+- ``outbox``: the event outbox (``epoch``, ``batch_above(seq, limit)``,
+  ``acknowledged(seq)``);
+- ``inventory()``: a dict describing the site (doors, time zone, software version);
+- ``on_alarm(kind, message)``: raise an alarm on the site (a rejected bundle, staleness).
+
+Two named tasks run in a TaskGroup: ``sync-policy`` long-polls for bundles, verifies them
+against the pinned key, site, version continuity and expiry, applies them and reports;
+``sync-events`` uploads outbox rows above the watermark the cloud last acknowledged and
+passes the new watermark back. Each link failure logs once, retries with jittered capped
+backoff, and logs once on recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+import aiohttp
+
+from cloud_sync import bundle as bundles
+from cloud_sync.bundle import VerifiedBundle
+from doorkeep.errors import AuthError, BundleRejected, SyncError
+
+log = logging.getLogger(__name__)
+
+#: Seconds the cloud may hold a long-poll open.
+POLL_WAIT_S = 25.0
+#: First and largest reconnect delay; each failure doubles it, with ±50 % jitter.
+BACKOFF_S = (0.5, 60.0)
+#: Outbox rows per upload.
+UPLOAD_BATCH = 500
+#: Upload even without a poke this often (a missed poke costs at most this much).
+UPLOAD_INTERVAL_S = 5.0
+#: How often staleness is re-evaluated.
+STALE_CHECK_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """What a site keeps after enrolling: its credential, the pinned key, its secret."""
+
+    url: str
+    site_id: str
+    token: str
+    key_id: str
+    public_key: str  # base64 of the raw Ed25519 key
+    secret: str  # hex of the HMAC secret for credential values
+
+    def __post_init__(self) -> None:
+        for name in ("url", "site_id", "token", "key_id", "public_key", "secret"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"enrollment field {name!r} is missing")
+        bundles.load_public_key(self.public_key)
+        bytes.fromhex(self.secret)
+
+    @property
+    def secret_bytes(self) -> bytes:
+        """The HMAC secret as bytes (for ``policydoc.hash_document``)."""
+        return bytes.fromhex(self.secret)
+
+    def as_dict(self) -> dict[str, str]:
+        """For storing in the site's data directory (0600: it holds a secret)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Enrollment:
+        """The inverse of :meth:`as_dict`."""
+        return cls(**{k: str(data[k]) for k in cls.__dataclass_fields__})
+
+    def __repr__(self) -> str:
+        return f"Enrollment(url={self.url!r}, site_id={self.site_id!r}, key_id={self.key_id!r}, token=****, secret=****)"
+
+
+async def enroll(url: str, code: str, *, timeout: float = 30.0) -> Enrollment:
+    """Pair with the cloud at ``url`` using a one-time ``code`` (``doorkeep enroll``)."""
+    base = url.rstrip("/")
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http,
+            http.post(f"{base}/api/v1/enroll", json={"code": code}) as resp,
+        ):
+            body = await resp.json(content_type=None)
+            if resp.status == 401:
+                raise AuthError(body["error"]["message"])
+            if resp.status != 200:
+                raise SyncError(f"enrollment failed: HTTP {resp.status}: {body}")
+    except aiohttp.ClientError as err:
+        raise SyncError(f"cannot reach the cloud at {base}: {err}; check the URL") from err
+    return Enrollment(
+        url=base,
+        site_id=body["site_id"],
+        token=body["token"],
+        key_id=body["key_id"],
+        public_key=body["public_key"],
+        secret=body["secret"],
+    )
+
+
+class ClientState(Protocol):
+    """The policy the site holds (read by the client before each poll and check)."""
+
+    def version(self) -> int:
+        """The applied bundle version (0: none)."""
+        ...
+
+    def digest(self) -> str | None:
+        """The policy digest of what is applied (None: nothing)."""
+        ...
+
+
+class Outbox(Protocol):
+    """The edge's event outbox, as the uploader sees it."""
+
+    epoch: str
+
+    async def batch_above(self, seq: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows with sequence numbers above ``seq``, ascending."""
+        ...
+
+    async def acknowledged(self, seq: int) -> None:
+        """The cloud holds every row up to ``seq`` (the edge may prune them later)."""
+        ...
+
+
+class _Link:
+    """Log-once-on-failure / once-on-recovery, plus jittered capped backoff."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failing = False
+        self.delay = BACKOFF_S[0]
+
+    def ok(self) -> None:
+        if self.failing:
+            log.warning("%s recovered", self.name)
+        self.failing = False
+        self.delay = BACKOFF_S[0]
+
+    def failed(self, err: BaseException) -> float:
+        if not self.failing:
+            log.warning(
+                "%s failed: %s; retrying with backoff", self.name, err or type(err).__name__
+            )
+        self.failing = True
+        wait = self.delay * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not secrecy
+        self.delay = min(self.delay * 2, BACKOFF_S[1])
+        return wait
+
+
+class SyncClient:
+    """Keeps one site in sync with the cloud; ``async with SyncClient(...) as client``."""
+
+    def __init__(
+        self,
+        url: str,
+        enrollment: Enrollment,
+        *,
+        state: ClientState,
+        apply_bundle: Callable[[VerifiedBundle], Awaitable[None]],
+        outbox: Outbox,
+        inventory: Callable[[], dict[str, Any]],
+        on_alarm: Callable[[str, str], Awaitable[None]],
+        stale_after_s: float = 3600,
+        clock: Callable[[], float] = time.time,
+        poll_wait_s: float = POLL_WAIT_S,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.enrollment = enrollment
+        self.state = state
+        self.apply_bundle = apply_bundle
+        self.outbox = outbox
+        self.inventory = inventory
+        self.on_alarm = on_alarm
+        self.stale_after_s = stale_after_s
+        self.clock = clock
+        self.poll_wait_s = poll_wait_s
+        self.last_contact: float | None = None
+        self.acked: int = 0
+        self.rejected: list[str] = []  # reasons of refused bundles, newest last
+        self._keys = {enrollment.key_id: bundles.load_public_key(enrollment.public_key)}
+        self._started = clock()
+        self._want_snapshot = False
+        self._upload_cursor: int | None = None
+        self._poke = asyncio.Event()
+        self._stale_reported = False
+        self._http: aiohttp.ClientSession | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def stale(self) -> bool:
+        """True when the cloud has not been heard for ``stale_after_s``."""
+        since = self.last_contact if self.last_contact is not None else self._started
+        return self.clock() - since > self.stale_after_s
+
+    def poke(self) -> None:
+        """New outbox rows exist: upload now rather than at the next interval."""
+        self._poke.set()
+
+    async def __aenter__(self) -> SyncClient:
+        self._http = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self.enrollment.token}"},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        )
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        self._tasks = [
+            self._group.create_task(self._policy_loop(), name="sync-policy"),
+            self._group.create_task(self._events_loop(), name="sync-events"),
+            self._group.create_task(self._stale_loop(), name="sync-stale"),
+        ]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._group is not None and self._http is not None
+        for task in self._tasks:
+            task.cancel()
+        try:
+            await self._group.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._http.close()
+
+    def _contact(self) -> None:
+        self.last_contact = self.clock()
+        if self._stale_reported:
+            self._stale_reported = False
+            log.warning("cloud policy is fresh again")
+
+    # ------------------------------------------------------------ policy
+
+    async def _policy_loop(self) -> None:
+        link = _Link(f"cloud policy link to {self.url}")
+        reported = False
+        while True:
+            try:
+                if not reported:
+                    await self._report()
+                    reported = True
+                await self._poll_once()
+                link.ok()
+            except asyncio.CancelledError:
+                raise
+            except AuthError as err:
+                await asyncio.sleep(link.failed(err))
+            except (aiohttp.ClientError, TimeoutError, SyncError, OSError) as err:
+                reported = False
+                await asyncio.sleep(link.failed(err))
+
+    async def _poll_once(self) -> None:
+        assert self._http is not None
+        params = {"version": str(self.state.version()), "wait": str(self.poll_wait_s)}
+        digest = self.state.digest()
+        if digest:
+            params["digest"] = digest
+        if self._want_snapshot:
+            params["snapshot"] = "1"
+        timeout = aiohttp.ClientTimeout(total=self.poll_wait_s + 30)
+        async with self._http.get(
+            f"{self.url}/api/v1/sync/bundle", params=params, timeout=timeout
+        ) as resp:
+            if resp.status == 401:
+                raise AuthError("the cloud refuses this site's credential; enroll again")
+            if resp.status not in (200, 204):
+                raise SyncError(f"bundle poll answered HTTP {resp.status}")
+            data = await resp.read() if resp.status == 200 else b""
+            resend = resp.headers.get("Doorkeep-Resend-From")
+        self._contact()
+        if resend is not None and resend.isdigit():
+            self._resend_from(int(resend))
+        if data:
+            await self._accept(data)
+
+    async def _accept(self, data: bytes) -> None:
+        try:
+            verified = bundles.verify_bundle(
+                data,
+                trusted_keys=self._keys,
+                site_id=self.enrollment.site_id,
+                current_version=self.state.version(),
+                current_digest=self.state.digest(),
+                now=datetime.fromtimestamp(self.clock(), UTC),
+            )
+            await self.apply_bundle(verified)
+        except BundleRejected as err:
+            self.rejected.append(err.reason)
+            log.warning("refused a policy bundle: %s (%s)", err.reason, err)
+            await self.on_alarm("bundle_rejected", f"{err.reason}: {err}")
+            # A gap or a drifted base only heals with a full snapshot; anything else
+            # (expired, bad signature...) is retried as is after the backoff.
+            self._want_snapshot = err.reason in ("gap", "digest_mismatch")
+            raise SyncError(f"bundle refused: {err.reason}") from err
+        self._want_snapshot = False
+        await self._report()
+
+    async def _report(self) -> None:
+        assert self._http is not None
+        body = {
+            "version": self.state.version(),
+            "digest": self.state.digest(),
+            "inventory": self.inventory(),
+        }
+        async with self._http.post(
+            f"{self.url}/api/v1/sync/report", json=body, timeout=aiohttp.ClientTimeout(total=30)
+        ) as resp:
+            if resp.status == 401:
+                raise AuthError("the cloud refuses this site's credential; enroll again")
+            if resp.status != 200:
+                raise SyncError(f"report answered HTTP {resp.status}")
+        self._contact()
+
+    # ------------------------------------------------------------ events
+
+    def _resend_from(self, seq: int) -> None:
+        cursor = max(seq - 1, 0)
+        if self._upload_cursor is None or cursor < self._upload_cursor:
+            log.info("cloud asks to re-send events from seq %d", seq)
+            self._upload_cursor = cursor
+            self.poke()
+
+    async def _events_loop(self) -> None:
+        link = _Link(f"cloud event upload to {self.url}")
+        while True:
+            try:
+                more = await self._upload_once()
+                link.ok()
+            except asyncio.CancelledError:
+                raise
+            except (aiohttp.ClientError, TimeoutError, SyncError, OSError) as err:
+                await asyncio.sleep(link.failed(err))
+                continue
+            if not more:
+                self._poke.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._poke.wait(), UPLOAD_INTERVAL_S)
+
+    async def _upload_once(self) -> bool:
+        """One upload; True when more rows are probably waiting."""
+        assert self._http is not None
+        rows: list[dict[str, Any]] = []
+        if self._upload_cursor is not None:
+            rows = await self.outbox.batch_above(self._upload_cursor, UPLOAD_BATCH)
+        body = {"epoch": self.outbox.epoch, "events": rows}
+        async with self._http.post(
+            f"{self.url}/api/v1/sync/events", json=body, timeout=aiohttp.ClientTimeout(total=60)
+        ) as resp:
+            if resp.status == 401:
+                raise SyncError("the cloud refuses this site's credential; enroll again")
+            if resp.status != 200:
+                raise SyncError(f"event upload answered HTTP {resp.status}")
+            answer = await resp.json()
+        self._contact()
+        watermark = int(answer["watermark"])
+        if watermark > self.acked:
+            self.acked = watermark
+            await self.outbox.acknowledged(watermark)
+        # The cloud's contiguous watermark is the one cursor that never skips a row: rows
+        # it lacks above a gap are re-sent until the gap is filled.
+        before = self._upload_cursor
+        self._upload_cursor = watermark
+        if answer.get("resend_from") is not None:
+            self._resend_from(int(answer["resend_from"]))
+        if before is None:
+            return True
+        return len(rows) == UPLOAD_BATCH or (bool(rows) and watermark > before)
+
+    # ------------------------------------------------------------ staleness
+
+    async def _stale_loop(self) -> None:
+        while True:
+            if self.stale and not self._stale_reported:
+                self._stale_reported = True
+                message = f"no word from the cloud for over {self.stale_after_s:.0f} s"
+                log.warning("cloud policy is stale: %s", message)
+                await self.on_alarm("policy_stale", message)
+            await asyncio.sleep(min(STALE_CHECK_S, max(self.stale_after_s / 4, 0.05)))
