@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import queue
 import re
 import sqlite3
@@ -443,8 +444,10 @@ class EdgeStore:
         """
         stored = _chain.normalise_event(event)
         memory = dict(memory_rows or {})
-        _chain.find_sensitive(memory)  # memory is opaque; just make sure it is JSON
-        _dumps(memory)
+        try:  # opaque to the store, but it must be JSON before it reaches the writer
+            _dumps(memory)
+        except (TypeError, ValueError) as err:
+            raise StoreQueryError(f"memory rows are not JSON: {err}") from err
 
         def work(conn: sqlite3.Connection) -> dict[str, Any]:
             out = self._insert_event(conn, stored)
@@ -848,6 +851,32 @@ class EdgeStore:
         page = _limit(limit)
         rows = await self._read(lambda conn: conn.execute(sql, (page,)).fetchall())
         return [self._alarm_row(row) for row in rows]
+
+    # --- backup ------------------------------------------------------------------------
+
+    async def backup(self, dest: Path) -> None:
+        """Write a consistent copy of the live database to ``dest`` (atomically replaced).
+
+        Uses SQLite's online backup from a read snapshot, so card reads keep being
+        recorded meanwhile; copying the .db file alone while running is NOT safe in
+        WAL mode (recent commits live in the -wal file).
+        """
+        target = Path(dest)
+        partial = target.with_name(target.name + ".partial")
+
+        def work(conn: sqlite3.Connection) -> None:
+            partial.unlink(missing_ok=True)
+            out = sqlite3.connect(partial)
+            try:
+                conn.backup(out)
+                out.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            finally:
+                out.close()
+            with partial.open("rb") as handle:
+                os.fsync(handle.fileno())
+            partial.replace(target)
+
+        await self._read(work)
 
     # --- site state -------------------------------------------------------------------
 

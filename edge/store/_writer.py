@@ -151,7 +151,11 @@ class Writer:
 
 def _resolve(item: _Item[Any], ok: bool, value: Any) -> None:
     if ok and item.on_commit is not None:
-        item.on_commit(value)
+        try:
+            item.on_commit(value)
+        except Exception:
+            # The write is durable; a broken cache hook must not leave the caller hanging.
+            _log.exception("store post-commit hook failed")
     if item.future.cancelled():
         return
     if ok:
