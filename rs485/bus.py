@@ -124,11 +124,14 @@ class _SerialLink(_Link):
         self._serial: serial.Serial | None = None
 
     async def open(self) -> None:
+        # A Linux pseudo-terminal refuses parity settings (EINVAL); the simulator on a pty
+        # still times frames with the configured parity, so only the tty setting is dropped.
+        parity = serial.PARITY_NONE if self._port_name.startswith("/dev/pts/") else self._parity
         try:
             self._serial = serial.Serial(
                 self._port_name,
                 baudrate=self._baudrate,
-                parity=self._parity,
+                parity=parity,
                 bytesize=8,
                 stopbits=1,
                 timeout=0,

@@ -1,0 +1,85 @@
+"""A generic Modbus coil/discrete-input board with configurable addresses.
+
+Relays are coils ``coil_base + n`` (FC05 0xFF00/0x0000, FC01 to read back), inputs are
+discrete inputs ``input_base + n`` (FC02). No timer of its own is assumed, so pulses are
+timed by the daemon (the relay stays on if the daemon dies mid-pulse: prefer a board with
+its own timer for locks).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from doorkeep.errors import ConfigError
+from drivers.boardtype import BoardType
+from drivers.modbus import CommandSet, ModbusRelayBoard
+from rs485 import rtu
+
+if TYPE_CHECKING:
+    from drivers.base import RelayBoard
+    from rs485.bus import Bus
+
+__all__ = ["BOARD_TYPES", "generic_commands"]
+
+
+def generic_commands(coil_base: int = 0, input_base: int = 0) -> CommandSet:
+    """The command set of a plain coil board whose first relay/input sit at the given bases."""
+    return CommandSet(
+        set_relay=lambda ch, on: rtu.pdu_write_coil(coil_base + ch, 0xFF00 if on else 0),
+        read_relays=lambda n: rtu.pdu_read_bits(1, coil_base, n),
+        parse_relays=rtu.parse_bits,
+        read_inputs=lambda n: rtu.pdu_read_bits(2, input_base, n),
+        parse_inputs=rtu.parse_bits,
+    )
+
+
+def _option(board_id: str, options: dict[str, Any], key: str, default: int, hi: int) -> int:
+    value = options.pop(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= hi:
+        raise ConfigError(f"board {board_id}: `{key}` = {value!r} must be an integer 0..{hi}")
+    return value
+
+
+def make_generic(
+    board_id: str,
+    type_name: str,
+    *,
+    bus: Bus | None = None,
+    address: int | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    **options: Any,
+) -> RelayBoard:
+    """``modbus-generic`` on an RS485 bus; options relays, inputs, coil_base, input_base."""
+    del host, port  # RS485 only; Ethernet boards have their own types
+    if bus is None or address is None:
+        raise ConfigError(f"board {board_id}: type {type_name} needs `bus` and `address`")
+    relays = _option(board_id, options, "relays", 8, 256)
+    inputs = _option(board_id, options, "inputs", 0, 256)
+    coil_base = _option(board_id, options, "coil_base", 0, 0xFFFF)
+    input_base = _option(board_id, options, "input_base", 0, 0xFFFF)
+    if options:
+        raise ConfigError(f"board {board_id}: unknown option(s) {', '.join(sorted(options))}")
+    return ModbusRelayBoard(
+        board_id,
+        type_name,
+        bus=bus,
+        address=address,
+        relays=relays,
+        inputs=inputs,
+        commands=generic_commands(coil_base, input_base),
+    )
+
+
+BOARD_TYPES = (
+    BoardType(
+        "modbus-generic",
+        "Generic Modbus RTU coil/discrete-input board (options: relays, inputs, coil_base, "
+        "input_base); pulses timed by the daemon",
+        8,
+        0,
+        "rtu",
+        make_generic,
+        configurable=True,
+    ),
+)
