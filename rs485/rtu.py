@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from doorkeep.errors import DeviceError
 
 __all__ = [
-    "CrcError",
     "BoardRefusedError",
+    "CrcError",
     "char_time",
     "check_frame",
     "crc16",

@@ -41,8 +41,8 @@ async def test_flash_on_pulses_the_right_coil_and_the_board_ends_it_by_itself():
 
 async def test_inputs_read_back():
     async with SimulatedBus({5: "waveshare-rtu-relay-8d"}) as sim, Bus("b1", sim.port) as bus:
-        sim.board(5).set_input(1, True)
-        sim.board(5).set_input(8, True)
+        sim.board(5).set_input(1, value=True)
+        sim.board(5).set_input(8, value=True)
         answer = await bus.request(5, READ_INPUTS, priority=Priority.POLL)
         assert rtu.parse_bits(READ_INPUTS, answer) == (True,) + (False,) * 6 + (True,)
 
@@ -93,7 +93,7 @@ async def test_a_silent_board_times_out_goes_offline_and_comes_back_by_itself(ca
 
 async def test_a_garbled_answer_is_counted_retried_and_never_returned():
     async with SimulatedBus({3: "waveshare-rtu-relay-8d"}) as sim, Bus("b1", sim.port) as bus:
-        sim.board(3).set_input(2, True)
+        sim.board(3).set_input(2, value=True)
         sim.board(3).garble_next(1)
         answer = await bus.request(3, READ_INPUTS, priority=Priority.POLL)
         assert rtu.parse_bits(READ_INPUTS, answer)[:3] == (False, True, False)
