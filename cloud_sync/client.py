@@ -177,6 +177,7 @@ class SyncClient:
         stale_after_s: float = 3600,
         clock: Callable[[], float] = time.time,
         poll_wait_s: float = POLL_WAIT_S,
+        max_bundle_bytes: int = bundles.MAX_BUNDLE_BYTES,
     ) -> None:
         self.url = url.rstrip("/")
         self.enrollment = enrollment
@@ -188,6 +189,7 @@ class SyncClient:
         self.stale_after_s = stale_after_s
         self.clock = clock
         self.poll_wait_s = poll_wait_s
+        self.max_bundle_bytes = max_bundle_bytes
         self.last_contact: float | None = None
         self.acked: int = 0
         self.rejected: list[str] = []  # reasons of refused bundles, newest last
@@ -298,6 +300,7 @@ class SyncClient:
                 current_version=self.state.version(),
                 current_digest=self.state.digest(),
                 now=datetime.fromtimestamp(self.clock(), UTC),
+                max_bytes=self.max_bundle_bytes,
             )
             await self.apply_bundle(verified)
         except BundleRejected as err:

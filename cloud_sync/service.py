@@ -44,6 +44,8 @@ MAX_BODY = 64 * 1024 * 1024
 DEFAULT_KEY_DIR = "doorkeep-cloud-keys"
 
 STORE: web.AppKey[CloudStore] = web.AppKey("store", CloudStore)
+SITE: web.RequestKey[str] = web.RequestKey("site_id", str)
+ACTOR: web.RequestKey[str] = web.RequestKey("actor", str)
 
 #: URL segment → policy document list (the same names as the edge's REST API).
 ENTITY_PATHS: dict[str, str] = {
@@ -136,9 +138,9 @@ def _auth_middleware(routes: dict[tuple[str, str], Route]) -> Callable[..., Any]
                 raise AuthError(
                     "unknown admin token; create one with `doorkeep cloud token create`"
                 )
-            request["actor"] = "admin"
+            request[ACTOR] = "admin"
         else:
-            request["site_id"] = await store.site_for_token(token)
+            request[SITE] = await store.site_for_token(token)
         return await handler(request)
 
     return auth
@@ -165,7 +167,7 @@ async def enroll_handler(request: web.Request) -> web.Response:
 
 async def bundle_handler(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    site_id = request["site_id"]
+    site_id = request[SITE]
     try:
         version = int(request.query.get("version", "0"))
         wait = min(max(float(request.query.get("wait", "0")), 0.0), MAX_WAIT_S)
@@ -207,12 +209,12 @@ async def report_handler(request: web.Request) -> web.Response:
     if version is not None and not isinstance(version, int):
         return _error(400, "bad_request", "version must be an integer", "version")
     await request.app[STORE].report(
-        request["site_id"],
+        request[SITE],
         version=version,
         digest=digest if isinstance(digest, str) else None,
         inventory=inventory if isinstance(inventory, dict) else None,
     )
-    cloud_version = await request.app[STORE].current_version(request["site_id"])
+    cloud_version = await request.app[STORE].current_version(request[SITE])
     return web.json_response({"ok": True, "cloud_version": cloud_version})
 
 
@@ -224,7 +226,7 @@ async def events_upload_handler(request: web.Request) -> web.Response:
     if not isinstance(epoch, str):
         return _error(400, "bad_request", "epoch must be a string", "epoch")
     rows = [e for e in body["events"] if isinstance(e, dict)]
-    result = await request.app[STORE].ingest(request["site_id"], epoch, rows)
+    result = await request.app[STORE].ingest(request[SITE], epoch, rows)
     return web.json_response(result.as_dict())
 
 
@@ -257,7 +259,7 @@ async def new_code(request: web.Request) -> web.Response:
 
 
 async def resync_site(request: web.Request) -> web.Response:
-    version = await request.app[STORE].force_snapshot(_site_id(request), actor=request["actor"])
+    version = await request.app[STORE].force_snapshot(_site_id(request), actor=request[ACTOR])
     return web.json_response({"version": version, "snapshot": True})
 
 
@@ -275,7 +277,7 @@ async def put_policy(request: web.Request) -> web.Response:
     if not isinstance(doc, dict):
         raise PolicyError("the policy must be a JSON object", [])
     version, digest = await request.app[STORE].change_policy(
-        _site_id(request), lambda _old: doc, actor=request["actor"]
+        _site_id(request), lambda _old: doc, actor=request[ACTOR]
     )
     return web.json_response(
         {"version": version, "digest": digest}, headers=_policy_headers(version, digest)
@@ -331,7 +333,7 @@ async def _put(
         return doc
 
     site = _site_id(request)
-    version, digest = await request.app[STORE].change_policy(site, mutate, actor=request["actor"])
+    version, digest = await request.app[STORE].change_policy(site, mutate, actor=request[ACTOR])
     _v, _d, doc = await request.app[STORE].policy(site)
     return web.json_response(
         _find(doc, kind, key),
@@ -372,7 +374,7 @@ async def delete_entity(request: web.Request) -> web.Response:
         return doc
 
     version, digest = await request.app[STORE].change_policy(
-        _site_id(request), mutate, actor=request["actor"]
+        _site_id(request), mutate, actor=request[ACTOR]
     )
     return web.Response(status=204, headers=_policy_headers(version, digest))
 

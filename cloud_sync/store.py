@@ -485,6 +485,9 @@ class CloudStore:
                     force_snapshot=True,
                 )
             )
+        # Whatever the site held before, its next poll gets a full snapshot at a version
+        # newer than anything it may have seen.
+        await self.force_snapshot(row.id, actor="enroll")
         secret = self.keys.open(row.secret_sealed, "secret:" + row.id)
         return {
             "site_id": row.id,
