@@ -107,16 +107,21 @@ class RelayBoard(ABC):
 
         async def release() -> None:
             await asyncio.sleep(ms / 1000)
+            # Leave the table first: set_relay cancels the channel's pending pulse, not us.
+            self._soft_pulses.pop(channel, None)
             try:
                 await self.set_relay(channel, on=False)
             except Exception:
                 log.exception("board %s: could not end pulse on relay %d", self.board_id, channel)
-            finally:
-                self._soft_pulses.pop(channel, None)
 
         self._soft_pulses[channel] = asyncio.create_task(
             release(), name=f"pulse-{self.board_id}-{channel}"
         )
+
+    def _cancel_soft_pulse(self, channel: int) -> None:
+        """An explicit on/off overrides a running software pulse on that channel."""
+        if (old := self._soft_pulses.pop(channel, None)) is not None:
+            old.cancel()
 
     @abstractmethod
     async def pulse(self, channel: int, ms: int) -> None:

@@ -157,8 +157,7 @@ class GpioBoard(RelayBoard):
     async def set_relay(self, channel: int, on: bool) -> None:
         """Drive the relay's line (inverted when active_low)."""
         line = self._relay_lines[self._relay_index(channel)]
-        if not on and (old := self._soft_pulses.pop(channel, None)) is not None:
-            old.cancel()
+        self._cancel_soft_pulse(channel)
         self._chip.set_value(line, on != self._active_low)
         await asyncio.sleep(0)
 

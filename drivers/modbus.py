@@ -96,15 +96,13 @@ class ModbusRelayBoard(RelayBoard):
         if self.commands.pulse is None:
             await self._software_pulse(channel, ms)
             return
-        if (old := self._soft_pulses.pop(channel, None)) is not None:
-            old.cancel()
+        self._cancel_soft_pulse(channel)
         await self._send(self.commands.pulse(index, ms), Priority.COMMAND)
 
     async def set_relay(self, channel: int, on: bool) -> None:
         """Switch one relay; a COMMAND, so it overtakes queued polls."""
         index = self._relay_index(channel)
-        if (old := self._soft_pulses.pop(channel, None)) is not None and not on:
-            old.cancel()
+        self._cancel_soft_pulse(channel)
         await self._send(self.commands.set_relay(index, on), Priority.COMMAND)
 
     async def read_relays(self) -> tuple[bool, ...]:
