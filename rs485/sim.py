@@ -481,7 +481,7 @@ class SimulatedBus:
         tb: TracebackType | None,
     ) -> None:
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
         if self._wire is not None:
             await self._wire.close()
@@ -539,7 +539,7 @@ class SimulatedTcpServer:
         tb: TracebackType | None,
     ) -> None:
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
         for board in self._boards.values():
             board.close()

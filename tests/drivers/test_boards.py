@@ -41,26 +41,26 @@ async def test_eletechsup_delay_command_ends_the_pulse_on_the_board():
     async with (
         SimulatedBus({7: "eletechsup-r4d3b16"}, baudrate=115200) as sim,
         Bus("rs485-1", sim.port, baudrate=115200) as bus,
+        open_board("el", "eletechsup-r4d3b16", bus=bus, address=7) as board,
     ):
-        async with open_board("el", "eletechsup-r4d3b16", bus=bus, address=7) as board:
-            await board.set_relay(4, on=True)
-            assert await board.read_relays() == (False, False, False, True)
-            await board.pulse(1, 900)  # whole seconds on this board: 1 s
-            assert sim.board(7).coils[0] is True
-            assert await wait_until(lambda: not sim.board(7).coils[0])
-            assert await board.read_relays() == (False, False, False, True)
+        await board.set_relay(4, on=True)
+        assert await board.read_relays() == (False, False, False, True)
+        await board.pulse(1, 900)  # whole seconds on this board: 1 s
+        assert sim.board(7).coils[0] is True
+        assert await wait_until(lambda: not sim.board(7).coils[0])
+        assert await board.read_relays() == (False, False, False, True)
 
 
 async def test_generic_board_pulse_is_timed_by_the_driver():
     async with (
         SimulatedBus({2: "modbus-generic"}, baudrate=115200) as sim,
         Bus("rs485-1", sim.port, baudrate=115200) as bus,
+        open_board("g", "modbus-generic", bus=bus, address=2, inputs=8) as board,
     ):
-        async with open_board("g", "modbus-generic", bus=bus, address=2, inputs=8) as board:
-            await board.pulse(2, 50)
-            assert sim.board(2).coils[1] is True
-            assert await wait_until(lambda: not sim.board(2).coils[1])
-            assert sim.board(2).requests[-1] == bytes.fromhex("05 00 01 00 00")
+        await board.pulse(2, 50)
+        assert sim.board(2).coils[1] is True
+        assert await wait_until(lambda: not sim.board(2).coils[1])
+        assert sim.board(2).requests[-1] == bytes.fromhex("05 00 01 00 00")
 
 
 async def test_board_goes_offline_with_an_event_and_recovers_by_itself():
@@ -158,9 +158,11 @@ def test_configuration_mistakes_say_what_to_change():
 
 
 async def test_channels_outside_the_board_are_refused():
-    async with SimulatedBus({1: "waveshare-rtu-relay-8"}, wire_delays=False) as sim:
-        async with Bus("b", sim.port) as bus:
-            board = open_board("a", "waveshare-rtu-relay-8", bus=bus, address=1)
-            with pytest.raises(ValueError, match="relay 9"):
-                await board.pulse(9, 100)
-            assert sim.board(1).requests == []
+    async with (
+        SimulatedBus({1: "waveshare-rtu-relay-8"}, wire_delays=False) as sim,
+        Bus("b", sim.port) as bus,
+    ):
+        board = open_board("a", "waveshare-rtu-relay-8", bus=bus, address=1)
+        with pytest.raises(ValueError, match="relay 9"):
+            await board.pulse(9, 100)
+        assert sim.board(1).requests == []
