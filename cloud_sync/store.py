@@ -749,7 +749,7 @@ class CloudStore:
         self._wake_local(site_id)
         return version, digest
 
-    async def force_snapshot(self, site_id: str, *, actor: str) -> int:
+    async def force_snapshot(self, site_id: str, *, actor: str, min_version: int = 0) -> int:
         """Make the site's next poll a full snapshot at a new version (its version is bumped
         so the edge, whatever it holds, accepts it as newer)."""
         async with self._write() as conn:
@@ -762,7 +762,7 @@ class CloudStore:
             ).first()
             if row is None:
                 raise NotFound(f"no site {site_id!r}")
-            version = int(row.version) + 1
+            version = max(int(row.version) + 1, min_version)
             now = self.clock()
             await conn.execute(
                 sa.update(policies)
