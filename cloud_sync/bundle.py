@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from doorkeep.errors import BundleRejected
 from doorkeep.policydoc import ENTITY_KINDS, canonical_json, entity_key, policy_digest
@@ -79,8 +80,6 @@ def key_id_for(public_key: Ed25519PublicKey) -> str:
 
 def public_raw(public_key: Ed25519PublicKey) -> bytes:
     """The 32 raw bytes of an Ed25519 public key."""
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
     return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
@@ -267,7 +266,7 @@ def build_delta(
     return signer.seal(signed)
 
 
-def _header(
+def _header(  # noqa: PLR0917 - private helper, called twice with every field spelled out
     signer: Signer,
     site_id: str,
     version: int,

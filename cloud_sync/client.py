@@ -23,17 +23,20 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import aiohttp
 
 from cloud_sync import bundle as bundles
-from cloud_sync.bundle import VerifiedBundle
 from doorkeep.errors import AuthError, BundleRejected, SyncError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from types import TracebackType
+
+    from cloud_sync.bundle import VerifiedBundle
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +85,18 @@ class Enrollment:
         return cls(**{k: str(data[k]) for k in cls.__dataclass_fields__})
 
     def __repr__(self) -> str:
-        return f"Enrollment(url={self.url!r}, site_id={self.site_id!r}, key_id={self.key_id!r}, token=****, secret=****)"
+        return (
+            f"Enrollment(url={self.url!r}, site_id={self.site_id!r}, key_id={self.key_id!r}, "
+            "token=****, secret=****)"
+        )
 
 
-async def enroll(url: str, code: str, *, timeout: float = 30.0) -> Enrollment:
+async def enroll(url: str, code: str, *, timeout_s: float = 30.0) -> Enrollment:
     """Pair with the cloud at ``url`` using a one-time ``code`` (``doorkeep enroll``)."""
     base = url.rstrip("/")
     try:
         async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http,
             http.post(f"{base}/api/v1/enroll", json={"code": code}) as resp,
         ):
             body = await resp.json(content_type=None)
@@ -213,7 +219,7 @@ class SyncClient:
         """New outbox rows exist: upload now rather than at the next interval."""
         self._poke.set()
 
-    async def __aenter__(self) -> SyncClient:
+    async def __aenter__(self) -> Self:
         self._http = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.enrollment.token}"},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
@@ -233,7 +239,8 @@ class SyncClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._group is not None and self._http is not None
+        assert self._group is not None
+        assert self._http is not None
         for task in self._tasks:
             task.cancel()
         try:

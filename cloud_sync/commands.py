@@ -38,7 +38,9 @@ async def site_code(db_url: str, site_id: str, *, key_dir: str | None = None) ->
         return await store.new_enrollment_code(site_id)
 
 
-async def token_create(db_url: str = DEFAULT_DB, *, name: str = "", key_dir: str | None = None) -> str:
+async def token_create(
+    db_url: str = DEFAULT_DB, *, name: str = "", key_dir: str | None = None
+) -> str:
     """``cloud token create``: a new admin bearer token."""
     keys = CloudKeys.load(key_dir or key_dir_default())
     async with CloudStore(db_url, keys) as store:

@@ -23,10 +23,11 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cloud_sync.store import CloudStore
+if TYPE_CHECKING:
+    from cloud_sync.store import CloudStore
 
 #: A site not heard from for this long raises a "silent" alarm.
 SILENT_AFTER_S = 3600.0
@@ -37,7 +38,8 @@ class Finding:
     """One thing the job found at a site, and what it did about it."""
 
     site: str
-    kind: str  # digest_mismatch | site_ahead | gap | old_epoch_gap | silent | expired | temp_key_used_up
+    #: digest_mismatch | site_ahead | gap | old_epoch_gap | silent | expired | temp_key_used_up
+    kind: str
     detail: str
     action: str
 
@@ -86,7 +88,11 @@ class ReconcileReport:
         head = ("site", "enrolled", "last contact", "cloud v", "site v", "in sync", "watermark")
         rows = [head]
         for s in self.sites:
-            contact = "never" if s.last_contact is None else f"{max(self.at - s.last_contact, 0):.0f} s ago"
+            contact = (
+                "never"
+                if s.last_contact is None
+                else f"{max(self.at - s.last_contact, 0):.0f} s ago"
+            )
             rows.append(
                 (
                     s.site,
@@ -99,12 +105,13 @@ class ReconcileReport:
                 )
             )
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
         lines.append("")
         if not self.findings:
             lines.append("no findings: every site is in sync")
-        for f in self.findings:
-            lines.append(f"{f.site}: {f.kind}: {f.detail} -> {f.action}")
+        lines.extend(f"{f.site}: {f.kind}: {f.detail} -> {f.action}" for f in self.findings)
         return "\n".join(lines)
 
 
@@ -139,8 +146,10 @@ def expired_changes(
             if p.get("apartment") in ended_apartments and p.get("kind", "resident") == "resident"
         }
         out["people"] = [p for p in out.get("people") or [] if p["id"] not in leaving]
-        out["credentials"] = [c for c in out.get("credentials") or [] if c.get("person") not in leaving]
-        removed += [f"people/{p} (lease ended)" for p in sorted(leaving)]
+        out["credentials"] = [
+            c for c in out.get("credentials") or [] if c.get("person") not in leaving
+        ]
+        removed.extend(f"people/{p} (lease ended)" for p in sorted(leaving))
     keep_keys = []
     for key in out.get("temp_keys") or []:
         sched = key.get("schedule") or {}
@@ -193,13 +202,23 @@ async def reconcile(
     used_up = used_up_keys(docs, uses)
     for status in statuses:
         site = status["id"]
-        await _site(store, status, docs[site], used_up, at, silent_after_s, actor, report)
+        await _site(
+            store,
+            status,
+            doc=docs[site],
+            used_up=used_up,
+            at=at,
+            silent_after_s=silent_after_s,
+            actor=actor,
+            report=report,
+        )
     return report
 
 
 async def _site(
     store: CloudStore,
     status: dict[str, Any],
+    *,
     doc: dict[str, Any],
     used_up: set[str],
     at: float,
@@ -214,10 +233,18 @@ async def _site(
     if enrolled and site_v is not None:
         if site_v > cloud_v:
             version = await store.force_snapshot(site, actor=actor, min_version=site_v + 1)
-            found(Finding(site, "site_ahead", f"site holds v{site_v}, cloud v{cloud_v}", f"full snapshot at v{version}"))
+            found(
+                Finding(
+                    site,
+                    "site_ahead",
+                    f"site holds v{site_v}, cloud v{cloud_v}",
+                    f"full snapshot at v{version}",
+                )
+            )
         elif site_v == cloud_v and status["reported_digest"] != status["cloud_digest"]:
             version = await store.force_snapshot(site, actor=actor)
-            found(Finding(site, "digest_mismatch", f"v{site_v}: site {status['reported_digest']}, cloud {status['cloud_digest']}", f"full snapshot at v{version}"))  # fmt: skip
+            detail = f"v{site_v}: site {status['reported_digest']}, cloud {status['cloud_digest']}"
+            found(Finding(site, "digest_mismatch", detail, f"full snapshot at v{version}"))
     epochs = sorted(await store.epochs_of(site), key=lambda e: e["last_seen"])
     for i, ep in enumerate(epochs):
         if ep["max_seq"] <= ep["watermark"]:
@@ -225,9 +252,11 @@ async def _site(
         missing = ep["watermark"] + 1
         if i == len(epochs) - 1:
             await store.ask_resend(site, missing)
-            found(Finding(site, "gap", f"epoch {ep['epoch']}: seq {missing} missing, {ep['max_seq']} seen", f"asked to resend from {missing}"))  # fmt: skip
+            detail = f"epoch {ep['epoch']}: seq {missing} missing, {ep['max_seq']} seen"
+            found(Finding(site, "gap", detail, f"asked to resend from {missing}"))
         else:
-            found(Finding(site, "old_epoch_gap", f"epoch {ep['epoch']}: seq {missing}..{ep['max_seq']} incomplete", "none: the site's database was replaced"))  # fmt: skip
+            detail = f"epoch {ep['epoch']}: seq {missing}..{ep['max_seq']} incomplete"
+            found(Finding(site, "old_epoch_gap", detail, "none: the site's database was replaced"))
     if enrolled:
         contact = status["last_contact"]
         if contact is None or at - contact > silent_after_s:

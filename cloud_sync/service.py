@@ -23,10 +23,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -34,6 +33,9 @@ from cloud_sync.keys import CloudKeys
 from cloud_sync.store import CloudStore
 from doorkeep import policydoc
 from doorkeep.errors import AuthError, Conflict, DoorkeepError, NotFound, PolicyError, SyncError
+
+if TYPE_CHECKING:
+    import os
 
 log = logging.getLogger(__name__)
 
@@ -393,30 +395,106 @@ async def site_events(request: web.Request) -> web.Response:
     return web.json_response(rows)
 
 
-async def openapi_handler(request: web.Request) -> web.Response:
+async def openapi_handler(_request: web.Request) -> web.Response:
     return web.json_response(openapi(ROUTES))
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("POST", "/api/v1/enroll", "none", enroll_handler, "Trade a one-time enrollment code for a site credential"),
-    Route("GET", "/api/v1/sync/bundle", "site", bundle_handler, "Long-poll for the next signed policy bundle"),
-    Route("POST", "/api/v1/sync/report", "site", report_handler, "Report the applied policy version, digest and inventory"),
-    Route("POST", "/api/v1/sync/events", "site", events_upload_handler, "Upload outbox events; answers the contiguous watermark"),
+    Route(
+        "POST",
+        "/api/v1/enroll",
+        "none",
+        enroll_handler,
+        "Trade a one-time enrollment code for a site credential",
+    ),
+    Route(
+        "GET",
+        "/api/v1/sync/bundle",
+        "site",
+        bundle_handler,
+        "Long-poll for the next signed policy bundle",
+    ),
+    Route(
+        "POST",
+        "/api/v1/sync/report",
+        "site",
+        report_handler,
+        "Report the applied policy version, digest and inventory",
+    ),
+    Route(
+        "POST",
+        "/api/v1/sync/events",
+        "site",
+        events_upload_handler,
+        "Upload outbox events; answers the contiguous watermark",
+    ),
     Route("GET", "/api/v1/sites", "admin", list_sites, "List sites with their sync status"),
-    Route("POST", "/api/v1/sites", "admin", create_site, "Create a site; answers its one-time enrollment code"),
-    Route("GET", "/api/v1/sites/{site}", "admin", get_site, "One site: last contact, versions, digests, watermark, alarms"),
-    Route("POST", "/api/v1/sites/{site}/enrollment-code", "admin", new_code, "A new one-time enrollment code"),
-    Route("POST", "/api/v1/sites/{site}/resync", "admin", resync_site, "Send the site a full snapshot on its next poll"),
-    Route("GET", "/api/v1/sites/{site}/policy", "admin", get_policy, "The site's policy document (credentials hashed)"),
-    Route("PUT", "/api/v1/sites/{site}/policy", "admin", put_policy, "Replace the site's policy document"),
-    Route("GET", "/api/v1/sites/{site}/events", "admin", site_events, "The site's uploaded events, newest first"),
-    Route("GET", "/api/v1/sites/{site}/{kind}", "admin", list_entities, "List entities of one kind"),
+    Route(
+        "POST",
+        "/api/v1/sites",
+        "admin",
+        create_site,
+        "Create a site; answers its one-time enrollment code",
+    ),
+    Route(
+        "GET",
+        "/api/v1/sites/{site}",
+        "admin",
+        get_site,
+        "One site: last contact, versions, digests, watermark, alarms",
+    ),
+    Route(
+        "POST",
+        "/api/v1/sites/{site}/enrollment-code",
+        "admin",
+        new_code,
+        "A new one-time enrollment code",
+    ),
+    Route(
+        "POST",
+        "/api/v1/sites/{site}/resync",
+        "admin",
+        resync_site,
+        "Send the site a full snapshot on its next poll",
+    ),
+    Route(
+        "GET",
+        "/api/v1/sites/{site}/policy",
+        "admin",
+        get_policy,
+        "The site's policy document (credentials hashed)",
+    ),
+    Route(
+        "PUT",
+        "/api/v1/sites/{site}/policy",
+        "admin",
+        put_policy,
+        "Replace the site's policy document",
+    ),
+    Route(
+        "GET",
+        "/api/v1/sites/{site}/events",
+        "admin",
+        site_events,
+        "The site's uploaded events, newest first",
+    ),
+    Route(
+        "GET", "/api/v1/sites/{site}/{kind}", "admin", list_entities, "List entities of one kind"
+    ),
     Route("POST", "/api/v1/sites/{site}/{kind}", "admin", create_entity, "Create an entity"),
     Route("GET", "/api/v1/sites/{site}/{kind}/{eid}", "admin", get_entity, "One entity"),
-    Route("PUT", "/api/v1/sites/{site}/{kind}/{eid}", "admin", put_entity, "Create or replace an entity"),
-    Route("DELETE", "/api/v1/sites/{site}/{kind}/{eid}", "admin", delete_entity, "Delete an entity"),
+    Route(
+        "PUT",
+        "/api/v1/sites/{site}/{kind}/{eid}",
+        "admin",
+        put_entity,
+        "Create or replace an entity",
+    ),
+    Route(
+        "DELETE", "/api/v1/sites/{site}/{kind}/{eid}", "admin", delete_entity, "Delete an entity"
+    ),
     Route("GET", "/api/v1/openapi.json", "none", openapi_handler, "This OpenAPI document"),
-)  # fmt: skip
+)
 
 
 def openapi(routes: Iterable[Route]) -> dict[str, Any]:

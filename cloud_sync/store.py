@@ -25,10 +25,9 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -36,9 +35,13 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from cloud_sync import bundle as bundles
-from cloud_sync.keys import CloudKeys
 from doorkeep import policydoc
 from doorkeep.errors import AuthError, Conflict, NotFound, PolicyError, SyncError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from cloud_sync.keys import CloudKeys
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +267,7 @@ class CloudStore:
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def __aenter__(self) -> CloudStore:
+    async def __aenter__(self) -> Self:
         kwargs: dict[str, Any] = {}
         if self.is_pg:
             settings = {"search_path": self.pg_schema} if self.pg_schema else {}
@@ -358,7 +361,9 @@ class CloudStore:
                     # Anything may have changed while we were not listening.
                     self.notifier.wake("*")
                     self._listen_ready.set()
-                    while not conn.is_closed():
+                    # asyncpg has no "closed" future; a cheap periodic check finds a dead
+                    # connection (and its lost notifications) within a second.
+                    while not conn.is_closed():  # noqa: ASYNC110
                         await asyncio.sleep(1)
                 finally:
                     with contextlib.suppress(Exception):
@@ -675,7 +680,7 @@ class CloudStore:
                     entity.pop(hashed, None)
                     entity.pop("duress_hmac", None)
                     entity[field] = plain
-        return doc
+        return dict(doc)
 
     async def change_policy(
         self,
@@ -914,7 +919,7 @@ class CloudStore:
                     )
                 )
                 existing = {int(r.seq): r.hash for r in found}
-            fresh = []
+            fresh: list[dict[str, Any]] = []
             for seq, (digest, raw) in sorted(batch.items()):
                 if seq in existing:
                     if existing[seq] == digest:
@@ -944,7 +949,7 @@ class CloudStore:
                 )
             if fresh:
                 await conn.execute(sa.insert(events), fresh)
-                max_seq = max(max_seq, fresh[-1]["seq"])
+                max_seq = max(max_seq, *batch)
             if batch and max(batch) > watermark:
                 watermark = await self._walk(conn, site_id, epoch, watermark)
             await conn.execute(
@@ -1021,7 +1026,6 @@ class CloudStore:
         until: str | None = None,
         type_: str | None = None,
         limit: int = 100,
-        after: tuple[str, int] | None = None,
     ) -> list[dict[str, Any]]:
         """Stored events of a site, newest first (by event time, then sequence)."""
         query = sa.select(events.c.epoch, events.c.seq, events.c.body).where(

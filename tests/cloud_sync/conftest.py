@@ -8,19 +8,22 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
 from aiohttp import web
 
-from cloud_sync.bundle import VerifiedBundle
 from cloud_sync.keys import CloudKeys
 from cloud_sync.service import make_app
 from cloud_sync.store import CloudStore
 from doorkeep import policydoc
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from cloud_sync.bundle import VerifiedBundle
 
 PG_DSN = os.environ.get(
     "DOORKEEP_TEST_PG", "postgresql://doorkeep:doorkeep@127.0.0.1:5432/doorkeep_test"
@@ -52,7 +55,9 @@ async def pg_schema() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def open_store(backend: str, tmp_path: Path, keys: CloudKeys, **kw: Any) -> AsyncIterator[CloudStore]:
+async def open_store(
+    backend: str, tmp_path: Path, keys: CloudKeys, **kw: Any
+) -> AsyncIterator[CloudStore]:
     if backend == "sqlite":
         async with CloudStore(f"sqlite:///{tmp_path}/cloud.db", keys, **kw) as store:
             yield store
@@ -62,7 +67,9 @@ async def open_store(backend: str, tmp_path: Path, keys: CloudKeys, **kw: Any) -
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path, keys: CloudKeys) -> AsyncIterator[CloudStore]:
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, keys: CloudKeys
+) -> AsyncIterator[CloudStore]:
     async with open_store(request.param, tmp_path, keys) as s:
         yield s
 
@@ -78,7 +85,9 @@ class Server:
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self.runner = web.AppRunner(make_app(self.store, middlewares=self.middlewares), shutdown_timeout=0.5)
+        self.runner = web.AppRunner(
+            make_app(self.store, middlewares=self.middlewares), shutdown_timeout=0.5
+        )
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True).start()
 

@@ -4,11 +4,12 @@ envelope codec, and delta properties."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
-from collections.abc import Callable
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import pytest
 from aiohttp import web
@@ -22,6 +23,9 @@ from doorkeep.errors import BundleRejected
 
 from .conftest import FakeEdge, FakeOutbox, free_port
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SITE = "site-a"
 CLOUD = b.generate_signer()
@@ -31,7 +35,9 @@ SECRET = b"\x01" * 32
 
 def doc_with(n_people: int) -> dict[str, Any]:
     doc = policydoc.empty_document()
-    doc["people"] = [{"id": f"p{i}", "kind": "staff", "name": f"Person {i}"} for i in range(n_people)]
+    doc["people"] = [
+        {"id": f"p{i}", "kind": "staff", "name": f"Person {i}"} for i in range(n_people)
+    ]
     return policydoc.canonical_document(doc)
 
 
@@ -39,16 +45,29 @@ BASE = doc_with(2)  # what the edge holds at version 3
 NEXT = doc_with(3)  # what version 4 should be
 
 
-def snapshot(signer: b.Signer = CLOUD, *, site: str = SITE, version: int = 4, doc: dict | None = None,
-             now: datetime = NOW) -> bytes:
+def snapshot(
+    signer: b.Signer = CLOUD,
+    *,
+    site: str = SITE,
+    version: int = 4,
+    doc: dict | None = None,
+    now: datetime = NOW,
+) -> bytes:
     return b.build_snapshot(signer, site_id=site, version=version, document=doc or NEXT, now=now)
 
 
-def delta(*, prev: int = 3, version: int = 4, prev_digest: str | None = None, digest: str | None = None) -> bytes:
+def delta(
+    *, prev: int = 3, version: int = 4, prev_digest: str | None = None, digest: str | None = None
+) -> bytes:
     return b.build_delta(
-        CLOUD, site_id=SITE, version=version, prev_version=prev,
+        CLOUD,
+        site_id=SITE,
+        version=version,
+        prev_version=prev,
         prev_digest=prev_digest or policydoc.policy_digest(BASE),
-        delta=b.make_delta(BASE, NEXT), digest=digest or policydoc.policy_digest(NEXT), now=NOW,
+        delta=b.make_delta(BASE, NEXT),
+        digest=digest or policydoc.policy_digest(NEXT),
+        now=NOW,
     )
 
 
@@ -76,18 +95,38 @@ ATTACKS = [
     Attack("forged key id", lambda: forged_key_id(snapshot(MALLORY)), b.Rejection.BAD_SIGNATURE),
     Attack("other site's bundle", lambda: snapshot(site="site-b"), b.Rejection.WRONG_SITE),
     Attack("rollback", lambda: snapshot(version=2, doc=doc_with(1)), b.Rejection.ROLLBACK),
-    Attack("replay of the applied version", lambda: snapshot(version=3, doc=BASE), b.Rejection.REPLAY),
-    Attack("gap: delta from a version the site lacks", lambda: delta(prev=4, version=5), b.Rejection.GAP),
+    Attack(
+        "replay of the applied version", lambda: snapshot(version=3, doc=BASE), b.Rejection.REPLAY
+    ),
+    Attack(
+        "gap: delta from a version the site lacks",
+        lambda: delta(prev=4, version=5),
+        b.Rejection.GAP,
+    ),
     Attack("expired", lambda: snapshot(now=NOW - timedelta(days=2)), b.Rejection.EXPIRED),
-    Attack("oversized", lambda: snapshot(doc=doc_with(400)), b.Rejection.OVERSIZED, max_bytes=20_000),
+    Attack(
+        "oversized", lambda: snapshot(doc=doc_with(400)), b.Rejection.OVERSIZED, max_bytes=20_000
+    ),
     Attack("truncated", lambda: snapshot()[:-40], b.Rejection.TRUNCATED),
     Attack("truncated signature list", lambda: snapshot()[:30], b.Rejection.TRUNCATED),
     Attack("unknown key", lambda: snapshot(MALLORY), b.Rejection.UNKNOWN_KEY),
-    Attack("delta from another base", lambda: delta(prev_digest="sha256:" + "0" * 64), b.Rejection.DIGEST_MISMATCH),
-    Attack("delta ending elsewhere", lambda: delta(digest="sha256:" + "1" * 64), b.Rejection.DIGEST_MISMATCH),
-    Attack("snapshot with a wrong digest",
-           lambda: b.build_snapshot(CLOUD, site_id=SITE, version=4, document=NEXT, digest="sha256:" + "2" * 64, now=NOW),
-           b.Rejection.DIGEST_MISMATCH),
+    Attack(
+        "delta from another base",
+        lambda: delta(prev_digest="sha256:" + "0" * 64),
+        b.Rejection.DIGEST_MISMATCH,
+    ),
+    Attack(
+        "delta ending elsewhere",
+        lambda: delta(digest="sha256:" + "1" * 64),
+        b.Rejection.DIGEST_MISMATCH,
+    ),
+    Attack(
+        "snapshot with a wrong digest",
+        lambda: b.build_snapshot(
+            CLOUD, site_id=SITE, version=4, document=NEXT, digest="sha256:" + "2" * 64, now=NOW
+        ),
+        b.Rejection.DIGEST_MISMATCH,
+    ),
 ]
 
 
@@ -99,8 +138,12 @@ def edge_at_version_3() -> FakeEdge:
 
 def receive(edge: FakeEdge, data: bytes, attack: Attack) -> None:
     verified = b.verify_bundle(
-        data, trusted_keys={CLOUD.key_id: CLOUD.private_key.public_key()}, site_id=SITE,
-        current_version=edge.version(), current_digest=edge.digest(), now=attack.now,
+        data,
+        trusted_keys={CLOUD.key_id: CLOUD.private_key.public_key()},
+        site_id=SITE,
+        current_version=edge.version(),
+        current_digest=edge.digest(),
+        now=attack.now,
         max_bytes=attack.max_bytes,
     )
     asyncio.run(edge.apply_bundle(verified))
@@ -132,13 +175,11 @@ def test_honest_bundle_is_applied(make: Callable[[], bytes]) -> None:
 
 def test_envelope_is_canonical_json_and_signature_covers_signed_bytes() -> None:
     data = snapshot()
-    import json
-
     parsed = json.loads(data)
     assert policydoc.canonical_json(parsed) == data
     assert list(parsed) == ["signatures", "signed"]
     body = policydoc.canonical_json(parsed["signed"])
-    CLOUD.private_key.public_key().verify(__import__("base64").b64decode(parsed["signatures"][0]["sig"]), body)
+    CLOUD.private_key.public_key().verify(base64.b64decode(parsed["signatures"][0]["sig"]), body)
 
 
 # ------------------------------------------------------------ the same table, through SyncClient
@@ -151,7 +192,7 @@ class FakeCloud:
         self.data = data
         self.port = free_port()
 
-    async def __aenter__(self) -> FakeCloud:
+    async def __aenter__(self) -> Self:
         app = web.Application()
 
         async def bundle(_r: web.Request) -> web.Response:
@@ -177,11 +218,23 @@ async def test_sync_client_refuses_the_attack(attack: Attack) -> None:
     edge = edge_at_version_3()
     before = (copy.deepcopy(edge.doc), edge.version(), edge.digest())
     async with FakeCloud(attack.make()) as cloud:
-        enrollment = Enrollment(url=f"http://127.0.0.1:{cloud.port}", site_id=SITE, token="t",
-                                key_id=CLOUD.key_id, public_key=CLOUD.public_b64, secret=SECRET.hex())
+        enrollment = Enrollment(
+            url=f"http://127.0.0.1:{cloud.port}",
+            site_id=SITE,
+            token="t",
+            key_id=CLOUD.key_id,
+            public_key=CLOUD.public_b64,
+            secret=SECRET.hex(),
+        )
         client = SyncClient(
-            enrollment.url, enrollment, state=edge, apply_bundle=edge.apply_bundle, outbox=FakeOutbox(),
-            inventory=edge.inventory, on_alarm=edge.on_alarm, clock=attack.now.timestamp,
+            enrollment.url,
+            enrollment,
+            state=edge,
+            apply_bundle=edge.apply_bundle,
+            outbox=FakeOutbox(),
+            inventory=edge.inventory,
+            on_alarm=edge.on_alarm,
+            clock=attack.now.timestamp,
             max_bundle_bytes=attack.max_bytes,
         )
         async with client:
@@ -202,8 +255,13 @@ names = st.sampled_from(["A", "B", "C"])
 @st.composite
 def documents(draw: st.DrawFn) -> dict[str, Any]:
     doc = policydoc.empty_document()
-    doc["people"] = [{"id": i, "kind": "staff", "name": draw(names)} for i in sorted(draw(entity_ids))]
-    doc["holidays"] = [{"date": d, "name": "h"} for d in sorted(draw(st.sets(st.sampled_from(["2026-12-25", "2026-12-26"]))))]
+    doc["people"] = [
+        {"id": i, "kind": "staff", "name": draw(names)} for i in sorted(draw(entity_ids))
+    ]
+    doc["holidays"] = [
+        {"date": d, "name": "h"}
+        for d in sorted(draw(st.sets(st.sampled_from(["2026-12-25", "2026-12-26"]))))
+    ]
     if draw(st.booleans()):
         doc["settings"]["temp_key_max_days"] = draw(st.integers(1, 90))
     return doc
@@ -218,7 +276,9 @@ def test_delta_round_trip(old: dict[str, Any], new: dict[str, Any]) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(documents(), documents(), documents())
-def test_composed_delta_equals_two_steps(d1: dict[str, Any], d2: dict[str, Any], d3: dict[str, Any]) -> None:
+def test_composed_delta_equals_two_steps(
+    d1: dict[str, Any], d2: dict[str, Any], d3: dict[str, Any]
+) -> None:
     composed = b.compose_deltas(b.make_delta(d1, d2), b.make_delta(d2, d3))
     assert policydoc.policy_digest(b.apply_delta(d1, composed)) == policydoc.policy_digest(d3)
 
@@ -227,7 +287,13 @@ def test_composed_delta_equals_two_steps(d1: dict[str, Any], d2: dict[str, Any],
 @given(documents())
 def test_snapshot_round_trips_through_the_wire(doc: dict[str, Any]) -> None:
     data = b.build_snapshot(CLOUD, site_id=SITE, version=7, document=doc, now=NOW)
-    got = b.verify_bundle(data, trusted_keys={CLOUD.key_id: CLOUD.private_key.public_key()}, site_id=SITE,
-                          current_version=0, current_digest=None, now=NOW)
+    got = b.verify_bundle(
+        data,
+        trusted_keys={CLOUD.key_id: CLOUD.private_key.public_key()},
+        site_id=SITE,
+        current_version=0,
+        current_digest=None,
+        now=NOW,
+    )
     assert got.document == doc
     assert got.version == 7

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from cloud_sync.store import CloudStore
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cloud_sync.store import CloudStore
 
 
 def ev(seq: int, tag: str = "") -> dict:
-    return {"seq": seq, "at": f"2026-11-25T10:00:{seq % 60:02d}+01:00", "type": "access",
-            "action": "present", "result": "success", "hash": f"h{seq}{tag}"}
+    return {
+        "seq": seq,
+        "at": f"2026-11-25T10:00:{seq % 60:02d}+01:00",
+        "type": "access",
+        "action": "present",
+        "result": "success",
+        "hash": f"h{seq}{tag}",
+    }
 
 
 async def test_duplicates_are_stored_once(store: CloudStore) -> None:
@@ -20,7 +29,9 @@ async def test_duplicates_are_stored_once(store: CloudStore) -> None:
     assert await store.alarms("s1") == []
 
 
-async def test_same_seq_with_other_hash_raises_an_alarm_and_keeps_the_first(store: CloudStore) -> None:
+async def test_same_seq_with_other_hash_raises_an_alarm_and_keeps_the_first(
+    store: CloudStore,
+) -> None:
     await store.add_site("s1")
     await store.ingest("s1", "e1", [ev(1), ev(2)])
     result = await store.ingest("s1", "e1", [ev(2, "-forged")])

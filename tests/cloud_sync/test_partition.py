@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
 
 from cloud_sync import client as client_mod
 from cloud_sync.client import Enrollment, SyncClient
-from cloud_sync.store import CloudStore
 
 from .conftest import FakeEdge, FakeOutbox, Server
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from cloud_sync.store import CloudStore
 
 
 @pytest.fixture(autouse=True)
@@ -29,13 +32,24 @@ def fast_timings(monkeypatch: pytest.MonkeyPatch) -> None:
 async def enrolled(store: CloudStore, server: Server) -> Enrollment:
     code = await store.add_site("s1")
     info = await store.enroll(code)
-    return Enrollment(url=server.url, **{k: info[k] for k in ("site_id", "token", "key_id", "public_key", "secret")})
+    return Enrollment(
+        url=server.url,
+        **{k: info[k] for k in ("site_id", "token", "key_id", "public_key", "secret")},
+    )
 
 
 def make_client(server: Server, enrollment: Enrollment, outbox: FakeOutbox) -> SyncClient:
     edge = FakeEdge()
-    return SyncClient(server.url, enrollment, state=edge, apply_bundle=edge.apply_bundle, outbox=outbox,
-                      inventory=edge.inventory, on_alarm=edge.on_alarm, poll_wait_s=1)
+    return SyncClient(
+        server.url,
+        enrollment,
+        state=edge,
+        apply_bundle=edge.apply_bundle,
+        outbox=outbox,
+        inventory=edge.inventory,
+        on_alarm=edge.on_alarm,
+        poll_wait_s=1,
+    )
 
 
 async def produce(outbox: FakeOutbox, n: int, client: Callable[[], SyncClient | None]) -> None:
@@ -47,7 +61,9 @@ async def produce(outbox: FakeOutbox, n: int, client: Callable[[], SyncClient | 
         await asyncio.sleep(0.002)
 
 
-async def all_arrived(store: CloudStore, outbox: FakeOutbox, client: SyncClient, timeout: float = 15) -> None:
+async def all_arrived(
+    store: CloudStore, outbox: FakeOutbox, client: SyncClient, timeout: float = 15
+) -> None:
     total = outbox.next_seq - 1
     async with asyncio.timeout(timeout):
         while outbox.acked < total:
@@ -93,7 +109,9 @@ async def test_uploader_cancelled_at_random_points(store: CloudStore, server: Se
         await all_arrived(store, outbox, client)
 
 
-def losing_answers(rng: random.Random, lost: list[int]) -> Callable[..., Awaitable[web.StreamResponse]]:
+def losing_answers(
+    rng: random.Random, lost: list[int]
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         response = await handler(request)  # the store has committed by now

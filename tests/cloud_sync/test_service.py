@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
@@ -13,11 +11,16 @@ import sqlalchemy as sa
 
 from cloud_sync import client as client_mod
 from cloud_sync.client import Enrollment, SyncClient, enroll
-from cloud_sync.keys import CloudKeys
 from cloud_sync.store import CloudStore, metadata
 from doorkeep.errors import AuthError
 
 from .conftest import FakeEdge, FakeOutbox, Server, open_store
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from cloud_sync.keys import CloudKeys
 
 CARD = "00209CBF"
 PIN = "4711"
@@ -53,26 +56,53 @@ def starter_policy() -> dict[str, Any]:
         "format": "doorkeep.policy/1",
         "buildings": [{"id": "B1", "name": "Building 1"}],
         "apartments": [{"id": "B1-203", "building": "B1", "number": "2#203", "name": "Apt"}],
-        "people": [{"id": "p-judy", "kind": "resident", "apartment": "B1-203", "role": "master",
-                    "name": "Judy", "groups": ["g-b1"]}],
-        "credentials": [{"id": "c1", "person": "p-judy", "kind": "pin", "value": PIN},
-                        {"id": "c2", "person": "p-judy", "kind": "rf_card", "value": CARD}],
-        "groups": [{"id": "g-b1", "name": "B1", "building_default": "B1",
-                    "schedule": {"repeat": "daily", "start": "00:00:00", "end": "23:59:59"},
-                    "doors": ["gate", "lobby"]}],
+        "people": [
+            {
+                "id": "p-judy",
+                "kind": "resident",
+                "apartment": "B1-203",
+                "role": "master",
+                "name": "Judy",
+                "groups": ["g-b1"],
+            }
+        ],
+        "credentials": [
+            {"id": "c1", "person": "p-judy", "kind": "pin", "value": PIN},
+            {"id": "c2", "person": "p-judy", "kind": "rf_card", "value": CARD},
+        ],
+        "groups": [
+            {
+                "id": "g-b1",
+                "name": "B1",
+                "building_default": "B1",
+                "schedule": {"repeat": "daily", "start": "00:00:00", "end": "23:59:59"},
+                "doors": ["gate", "lobby"],
+            }
+        ],
     }
 
 
-async def enrolled_client(server: Server, admin: Admin, edge: FakeEdge, outbox: FakeOutbox,
-                          site: str = "s1") -> tuple[SyncClient, Enrollment]:
+async def enrolled_client(
+    server: Server, admin: Admin, edge: FakeEdge, outbox: FakeOutbox, site: str = "s1"
+) -> tuple[SyncClient, Enrollment]:
     made = await admin.call("POST", "/sites", {"id": site, "name": "Site"}, status=201)
     enrollment = await enroll(server.url, made["enrollment_code"])
-    client = SyncClient(server.url, enrollment, state=edge, apply_bundle=edge.apply_bundle, outbox=outbox,
-                        inventory=edge.inventory, on_alarm=edge.on_alarm, poll_wait_s=5)
+    client = SyncClient(
+        server.url,
+        enrollment,
+        state=edge,
+        apply_bundle=edge.apply_bundle,
+        outbox=outbox,
+        inventory=edge.inventory,
+        on_alarm=edge.on_alarm,
+        poll_wait_s=5,
+    )
     return client, enrollment
 
 
-async def test_admin_change_reaches_the_edge_with_version_and_digest(server: Server, admin: Admin) -> None:
+async def test_admin_change_reaches_the_edge_with_version_and_digest(
+    server: Server, admin: Admin
+) -> None:
     edge, outbox = FakeEdge(), FakeOutbox()
     client, enrollment = await enrolled_client(server, admin, edge, outbox)
     assert enrollment.site_id == "s1"
@@ -84,12 +114,17 @@ async def test_admin_change_reaches_the_edge_with_version_and_digest(server: Ser
         assert edge.digest() == answer["digest"] == site["cloud_digest"]
         assert edge.applied[-1].kind == "delta"
         # one entity through the entity API: arrives as a small delta
-        await admin.call("POST", "/sites/s1/people",
-                         {"id": "p-cathy", "kind": "staff", "name": "Cathy", "groups": []}, status=201)
+        await admin.call(
+            "POST",
+            "/sites/s1/people",
+            {"id": "p-cathy", "kind": "staff", "name": "Cathy", "groups": []},
+            status=201,
+        )
         await edge.wait_version(answer["version"] + 1)
         last = edge.applied[-1]
         assert last.kind == "delta"
-        assert last.delta is not None and [p["id"] for p in last.delta["upserts"]["people"]] == ["p-cathy"]
+        assert last.delta is not None
+        assert [p["id"] for p in last.delta["upserts"]["people"]] == ["p-cathy"]
         assert any(p["id"] == "p-cathy" for p in edge.doc["people"])
         # the site reports what it applied
         async with asyncio.timeout(5):
@@ -107,14 +142,18 @@ async def test_plaintext_credentials_never_leave_or_rest(server: Server, admin: 
     await admin.call("PUT", "/sites/s1/policy", starter_policy())
     policy = await admin.call("GET", "/sites/s1/policy")
     cred = await admin.call("GET", "/sites/s1/credentials/c2")
-    assert "value" not in cred and len(cred["value_hmac"]) == 64
-    assert CARD not in str(policy) and PIN not in str(policy)
+    assert "value" not in cred
+    assert len(cred["value_hmac"]) == 64
+    assert CARD not in str(policy)
+    assert PIN not in str(policy)
     dump = []
     async with server.store.engine.connect() as conn:
         for table in metadata.sorted_tables:
             dump += [repr(tuple(r)) for r in await conn.execute(sa.select(table))]
     blob = "\n".join(dump)
-    assert CARD not in blob and CARD.lower() not in blob and f'"{PIN}"' not in blob
+    assert CARD not in blob
+    assert CARD.lower() not in blob
+    assert f'"{PIN}"' not in blob
     # ...but the sealed copy recovers them for re-hashing and export
     plain = await server.store.plaintext_policy("s1")
     assert {c["id"]: c["value"] for c in plain["credentials"]} == {"c1": PIN, "c2": CARD}
@@ -157,7 +196,8 @@ async def test_enrollment_code_is_one_time(server: Server, admin: Admin) -> None
     assert first.secret_bytes == await server.store.site_secret("s1")
     with pytest.raises(AuthError):
         await enroll(server.url, made["enrollment_code"])
-    assert "****" in repr(first) and first.token not in repr(first)
+    assert "****" in repr(first)
+    assert first.token not in repr(first)
 
 
 async def test_events_endpoint_acknowledges_and_lists(server: Server, admin: Admin) -> None:
@@ -174,14 +214,24 @@ async def test_events_endpoint_acknowledges_and_lists(server: Server, admin: Adm
     assert (await admin.call("GET", "/sites/s1"))["watermark"] == 30
 
 
-async def test_client_turns_stale_after_silence_and_raises_one_alarm(server: Server, admin: Admin) -> None:
+async def test_client_turns_stale_after_silence_and_raises_one_alarm(
+    server: Server, admin: Admin
+) -> None:
     edge, outbox = FakeEdge(), FakeOutbox()
-    client, enrollment = await enrolled_client(server, admin, edge, outbox)
+    _client, enrollment = await enrolled_client(server, admin, edge, outbox)
     await server.stop()  # the cloud goes silent
     now = [1000.0]
-    silent = SyncClient(server.url, enrollment, state=edge, apply_bundle=edge.apply_bundle, outbox=outbox,
-                        inventory=edge.inventory, on_alarm=edge.on_alarm, stale_after_s=60,
-                        clock=lambda: now[0])
+    silent = SyncClient(
+        server.url,
+        enrollment,
+        state=edge,
+        apply_bundle=edge.apply_bundle,
+        outbox=outbox,
+        inventory=edge.inventory,
+        on_alarm=edge.on_alarm,
+        stale_after_s=60,
+        clock=lambda: now[0],
+    )
     async with silent:
         await asyncio.sleep(0.1)
         assert not silent.stale
@@ -197,11 +247,14 @@ async def test_client_turns_stale_after_silence_and_raises_one_alarm(server: Ser
 
 async def test_notify_wakes_a_long_poll_in_another_worker(tmp_path: Path, keys: CloudKeys) -> None:
     """PostgreSQL: a change committed by worker A wakes a long-poll held by worker B."""
-    async with open_store("postgres", tmp_path, keys) as a:
-        async with CloudStore(a.url, keys, pg_schema=a.pg_schema) as b:
-            await a.add_site("s1")
-            watcher = b.notifier.watch("s1")
-            await a.change_policy("s1", lambda d: {**d, "holidays": [{"date": "2026-12-25", "name": "X"}]},
-                                  actor="t")
-            await asyncio.wait_for(watcher.wait(), 5)
-            assert await b.current_version("s1") == 1
+    async with (
+        open_store("postgres", tmp_path, keys) as a,
+        CloudStore(a.url, keys, pg_schema=a.pg_schema) as b,
+    ):
+        await a.add_site("s1")
+        watcher = b.notifier.watch("s1")
+        await a.change_policy(
+            "s1", lambda d: {**d, "holidays": [{"date": "2026-12-25", "name": "X"}]}, actor="t"
+        )
+        await asyncio.wait_for(watcher.wait(), 5)
+        assert await b.current_version("s1") == 1
