@@ -385,6 +385,9 @@ class Bus:
             while not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
+            # Sit out the inter-frame silence before choosing: a command that arrives during
+            # it still overtakes the poll that would otherwise have been picked already.
+            await self._wait_quiet()
             tx = heapq.heappop(self._queue)
             if tx.future.done():  # the caller gave up (cancelled) while queued
                 continue
@@ -401,6 +404,11 @@ class Bus:
                 if not tx.future.done():
                     tx.future.set_result(answer)
 
+    async def _wait_quiet(self) -> None:
+        delay = self._quiet_until - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
     def _counter(self, address: int) -> Counters:
         counters = self._counters.get(address)
         if counters is None:
@@ -415,9 +423,7 @@ class Bus:
         for attempt in range(tx.limits.retries + 1):
             if attempt:
                 counters.retries += 1
-            delay = self._quiet_until - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await self._wait_quiet()
             self._link.rx.clear()
             tid = next(self._tid) & 0xFFFF
             if self.framer == "rtu":
