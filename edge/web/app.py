@@ -119,6 +119,7 @@ CONFIG = web.AppKey("config", WebConfig)
 ROUTE_OF = web.AppKey("route_of", dict)
 STREAMS = web.AppKey("streams", set)
 OPENAPI = web.AppKey("openapi", dict)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 _VALIDATOR_ROOT = {"components": {"schemas": SCHEMAS}}
 
@@ -191,7 +192,8 @@ async def _authenticate(request: web.Request, handler: Callable[..., Awaitable[A
                 raise ForbiddenError(f"missing or wrong {CSRF_HEADER} header")
         if not principal.role.allows(route.role):
             raise ForbiddenError(f"{route.op} needs the {route.role.value} role")
-    request["principal"] = principal
+    if principal is not None:
+        request[PRINCIPAL] = principal
     return await handler(request)
 
 
@@ -344,7 +346,7 @@ def _wrap(route: Route, fn: Handler) -> Callable[[web.Request], Awaitable[web.St
             route=route,
             site=request.app[SITE],
             auth=request.app[AUTH],
-            principal=request.get("principal"),
+            principal=request.get(PRINCIPAL),
             body=await _read_body(request, route),
             path=_parse_path(request, route),
             query={

@@ -52,7 +52,8 @@ def _me(principal: Any, csrf: str | None) -> dict[str, Any]:
 
 
 async def health(call: Call) -> Any:
-    return call.site.health()
+    # The UI shows the site's zone next to the browser's (times are the site's wall clock).
+    return {**call.site.health(), "timezone": str(call.site.tz)}
 
 
 async def openapi(call: Call) -> Any:
