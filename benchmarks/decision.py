@@ -58,31 +58,60 @@ def generate(people: int, groups: int, doors: int, seed: int = 7) -> dict[str, A
         if kind < 0.6:
             sched = {"repeat": "daily", "start": "06:00", "end": "22:00"}
         elif kind < 0.9:
-            sched = {"repeat": "weekly", "days": ["mon", "tue", "wed", "thu", "fri"],
-                     "start": "07:00", "end": "19:00", "except_holidays": True}
+            sched = {
+                "repeat": "weekly",
+                "days": ["mon", "tue", "wed", "thu", "fri"],
+                "start": "07:00",
+                "end": "19:00",
+                "except_holidays": True,
+            }
         else:
             sched = {"repeat": "daily", "start": "22:00", "end": "06:00"}
-        group_list.append({"id": f"g{i}", "schedule": sched, "doors": rng.sample(door_ids, rng.randint(3, 12))})
+        group_list.append(
+            {"id": f"g{i}", "schedule": sched, "doors": rng.sample(door_ids, rng.randint(3, 12))}
+        )
     for i, b in enumerate(buildings):
         group_list[i]["building_default"] = b
     apartments = [
-        {"id": f"A{i}", "building": buildings[i % len(buildings)], "number": f"{i // 100}#{i}",
-         "valid_until": "2030-01-01T00:00:00" if i % 3 == 0 else None}
+        {
+            "id": f"A{i}",
+            "building": buildings[i % len(buildings)],
+            "number": f"{i // 100}#{i}",
+            "valid_until": "2030-01-01T00:00:00" if i % 3 == 0 else None,
+        }
         for i in range(people // 2)
     ]
     person_list, creds = [], []
     for i in range(people):
         resident = i % 10 != 0
-        person = {"id": f"p{i}", "kind": "resident" if resident else "staff",
-                  "groups": [f"g{g}" for g in rng.sample(range(groups), rng.randint(1, 3))]}
+        person = {
+            "id": f"p{i}",
+            "kind": "resident" if resident else "staff",
+            "groups": [f"g{g}" for g in rng.sample(range(groups), rng.randint(1, 3))],
+        }
         if resident:
             person["apartment"] = f"A{i // 2}"
         person_list.append(person)
         creds += [
             {"id": f"c{i}-pin", "person": f"p{i}", "kind": "pin", "value": f"{100000 + i}"},
-            {"id": f"c{i}-rf1", "person": f"p{i}", "kind": "rf_card", "value": format(0x1000000 + i, "X")},
-            {"id": f"c{i}-rf2", "person": f"p{i}", "kind": "rf_card", "value": format(0x2000000 + i, "X")},
-            {"id": f"c{i}-uhf", "person": f"p{i}", "kind": "uhf_card", "value": format(0x3000000 + i, "X")},
+            {
+                "id": f"c{i}-rf1",
+                "person": f"p{i}",
+                "kind": "rf_card",
+                "value": format(0x1000000 + i, "X"),
+            },
+            {
+                "id": f"c{i}-rf2",
+                "person": f"p{i}",
+                "kind": "rf_card",
+                "value": format(0x2000000 + i, "X"),
+            },
+            {
+                "id": f"c{i}-uhf",
+                "person": f"p{i}",
+                "kind": "uhf_card",
+                "value": format(0x3000000 + i, "X"),
+            },
             {"id": f"c{i}-qr", "person": f"p{i}", "kind": "qr", "value": f"QR-{i:08d}"},
         ]
     doc = {
@@ -170,10 +199,12 @@ def build_sqlite(doc: dict[str, Any], path: Path) -> sqlite3.Connection:
         [(c["value_hmac"], c["person"], c["kind"]) for c in doc["credentials"]],
     )
     conn.executemany(
-        "INSERT INTO people VALUES (?,?,?,1)", [(p["id"], p["kind"], p.get("apartment")) for p in doc["people"]]
+        "INSERT INTO people VALUES (?,?,?,1)",
+        [(p["id"], p["kind"], p.get("apartment")) for p in doc["people"]],
     )
     conn.executemany(
-        "INSERT INTO person_groups VALUES (?,?)", [(p["id"], g) for p in doc["people"] for g in p["groups"]]
+        "INSERT INTO person_groups VALUES (?,?)",
+        [(p["id"], g) for p in doc["people"] for g in p["groups"]],
     )
     conn.executemany(
         "INSERT INTO group_doors VALUES (?,?,?)",
@@ -183,7 +214,9 @@ def build_sqlite(doc: dict[str, Any], path: Path) -> sqlite3.Connection:
     return conn
 
 
-def bench_sqlite(conn: sqlite3.Connection, items: list[Presentation], doors: dict[str, str]) -> tuple[dict[str, Any], list[bool]]:
+def bench_sqlite(
+    conn: sqlite3.Connection, items: list[Presentation], doors: dict[str, str]
+) -> tuple[dict[str, Any], list[bool]]:
     from doorkeep.policydoc import credential_hmac
 
     query = """
@@ -204,7 +237,9 @@ def bench_sqlite(conn: sqlite3.Connection, items: list[Presentation], doors: dic
         at = Instant.of(NOW, TZ)
         granted = False
         for (text,) in rows:
-            sched = schedules.get(text) or schedules.setdefault(text, Schedule.from_dict(json.loads(text), TZ))
+            sched = schedules.get(text) or schedules.setdefault(
+                text, Schedule.from_dict(json.loads(text), TZ)
+            )
             if sched.is_open(at, holidays):
                 granted = True
                 break
@@ -213,7 +248,9 @@ def bench_sqlite(conn: sqlite3.Connection, items: list[Presentation], doors: dic
     return summary("SQLite query per decision", samples), results
 
 
-def bench_casbin(doc: dict[str, Any], items: list[Presentation], doors: dict[str, str]) -> tuple[dict[str, Any], list[bool], float]:
+def bench_casbin(
+    doc: dict[str, Any], items: list[Presentation], doors: dict[str, str]
+) -> tuple[dict[str, Any], list[bool], float]:
     import casbin  # noqa: PLC0415
     from doorkeep.policydoc import credential_hmac
 
@@ -288,8 +325,12 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=1_000)
     parser.add_argument("--doors", type=int, default=200)
     parser.add_argument("--decisions", type=int, default=50_000)
-    parser.add_argument("--peer-decisions", type=int, default=2_000,
-                        help="decisions run through pycasbin (about 1000x slower)")
+    parser.add_argument(
+        "--peer-decisions",
+        type=int,
+        default=2_000,
+        help="decisions run through pycasbin (about 1000x slower)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON only")
     args = parser.parse_args()
 
@@ -309,14 +350,21 @@ def main() -> None:
         db = Path(tmp) / "edge.db"
         asyncio.run(prepare_store(doc, db))
         script = COLD_START.format(root=str(ROOT), db=str(db), doors=args.doors, people=args.people)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        )
         cold = json.loads(out.stdout.strip().splitlines()[-1])
     cas, cas_results, cas_load = bench_casbin(doc, items[: args.peer_decisions], reader_door)
 
     agree_sql = sum(a == b for a, b in zip(ours_results, sql_results, strict=True)) / len(items)
     result = {
-        "site": {"people": args.people, "credentials": len(doc["credentials"]), "groups": args.groups,
-                 "doors": args.doors, "generate_and_hash_s": round(gen_s, 2)},
+        "site": {
+            "people": args.people,
+            "credentials": len(doc["credentials"]),
+            "groups": args.groups,
+            "doors": args.doors,
+            "generate_and_hash_s": round(gen_s, 2),
+        },
         "engines": [ours, sql, cas],
         "ratios": {
             "sqlite_p99_over_doorkeep": round(sql["p99_us"] / ours["p99_us"], 1),
@@ -328,8 +376,11 @@ def main() -> None:
         "grant_rate": round(sum(ours_results) / len(items), 3),
         "cold_start": {k: round(v, 3) for k, v in cold.items()},
         "casbin_load_s": round(cas_load, 2),
-        "targets": {"p99_us<=50": ours["p99_us"] <= 50, "cold_start_s<=2": cold["load_index_s"] <= 2,
-                    "rss_mb<=200": cold["rss_mb"] <= 200},
+        "targets": {
+            "p99_us<=50": ours["p99_us"] <= 50,
+            "cold_start_s<=2": cold["load_index_s"] <= 2,
+            "rss_mb<=200": cold["rss_mb"] <= 200,
+        },
         "bench_process_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     if args.json:
@@ -340,8 +391,12 @@ def main() -> None:
     for e in result["engines"]:
         print(f"{e['engine']:32} {e['per_s']:>12} {e['p50_us']:>8} {e['p99_us']:>8}")
     print(f"ratios: {result['ratios']}")
-    print(f"agreement with SQLite peer: {result['agreement_with_sqlite']:.2%}, grant rate {result['grant_rate']}")
-    print(f"cold start (fresh process, load + index): {result['cold_start']}; casbin load {cas_load:.2f}s")
+    print(
+        f"agreement with SQLite peer: {result['agreement_with_sqlite']:.2%}, grant rate {result['grant_rate']}"
+    )
+    print(
+        f"cold start (fresh process, load + index): {result['cold_start']}; casbin load {cas_load:.2f}s"
+    )
     print(f"targets met: {result['targets']}")
 
 

@@ -263,7 +263,9 @@ class _Checker:
                 seen.add(key)
             known = self.known.get(kind)
             self.ids[kind] = seen | {
-                entity_key(kind, e) for e in (known if isinstance(known, list) else []) if isinstance(e, dict)
+                entity_key(kind, e)
+                for e in (known if isinstance(known, list) else [])
+                if isinstance(e, dict)
             }
         self.settings()
         self.apartments()
@@ -279,7 +281,9 @@ class _Checker:
         if self.doors is not None and door not in self.doors:
             self.add(entity, field, f"door {door!r} is not in site.toml")
 
-    def window(self, entity: str, start_field: str, end_field: str, item: Mapping[str, Any]) -> None:
+    def window(
+        self, entity: str, start_field: str, end_field: str, item: Mapping[str, Any]
+    ) -> None:
         try:
             start, end = _parse_dt(item.get(start_field)), _parse_dt(item.get(end_field))
         except (TypeError, ValueError):
@@ -310,7 +314,9 @@ class _Checker:
             number = apt.get("number")
             if number:
                 if number in numbers:
-                    self.add(name, "number", f"apartment number {number!r} is also {numbers[number]}")
+                    self.add(
+                        name, "number", f"apartment number {number!r} is also {numbers[number]}"
+                    )
                 numbers[number] = apt["id"]
 
     def people(self) -> None:
@@ -338,7 +344,9 @@ class _Checker:
 
     def credentials(self) -> None:
         apartment_of = {
-            p["id"]: p.get("apartment") for p in self.known.get("people") or [] if isinstance(p, dict)
+            p["id"]: p.get("apartment")
+            for p in self.known.get("people") or []
+            if isinstance(p, dict)
         }
         apt_mode = (self.doc.get("settings") or {}).get("pin_mode") == "apt_pin"
         seen: dict[tuple[Any, ...], str] = {}
@@ -423,7 +431,9 @@ class _Checker:
                 if building not in self.ids["buildings"]:
                     self.add(name, "building_default", f"building {building!r} does not exist")
                 elif building in defaults:
-                    self.add(name, "building_default", f"{building} already has {defaults[building]}")
+                    self.add(
+                        name, "building_default", f"{building} already has {defaults[building]}"
+                    )
                 defaults[building] = group["id"]
             for door in group["doors"]:
                 self.door_ref(name, "doors", door)
@@ -455,7 +465,11 @@ class _Checker:
                     start, end = _parse_dt(sched["start"]), _parse_dt(sched["end"])
                 except (TypeError, ValueError):
                     start = end = None
-                if start and end and _comparable(end) - _comparable(start) > timedelta(days=max_days):
+                if (
+                    start
+                    and end
+                    and _comparable(end) - _comparable(start) > timedelta(days=max_days)
+                ):
                     self.add(name, "schedule.end", f"a temp key lasts at most {max_days} days")
             vkey = self.value_key(
                 name, key["kind"], key.get("code"), key.get("code_hmac"), temp=True
@@ -511,7 +525,9 @@ def validate_document(
             for k, v in doc.items()
         }
         partial = {
-            k: [e for e in v if isinstance(e, dict)] if k in ENTITY_KINDS and isinstance(v, list) else v
+            k: [e for e in v if isinstance(e, dict)]
+            if k in ENTITY_KINDS and isinstance(v, list)
+            else v
             for k, v in partial.items()
         }
         if "settings" in flagged:

@@ -249,7 +249,9 @@ def _check_clock(ctx: _Ctx, person: Person, cred: Credential) -> Reason | None:
 def _check_validity(ctx: _Ctx, person: Person, cred: Credential) -> Reason | None:
     del cred
     t = ctx.at.utc
-    return Reason.OUTSIDE_VALIDITY if person.validity.before(t) or person.validity.after(t) else None
+    return (
+        Reason.OUTSIDE_VALIDITY if person.validity.before(t) or person.validity.after(t) else None
+    )
 
 
 def _check_lease(ctx: _Ctx, person: Person, cred: Credential) -> Reason | None:
@@ -350,7 +352,14 @@ def _person_decision(ctx: _Ctx, cred: Credential, *, duress: bool) -> Decision:
         effects = (*effects, PositionSet(person.id, ctx.door.id, ctx.reader.direction))
     floors = _floors(ctx.door, person.floors) if ctx.door.kind == "lift" else ()
     return Decision(
-        True, None, ctx.reader.id, ctx.door.id, ctx.p.kind, floors=floors, effects=effects, **who  # type: ignore[arg-type]
+        True,
+        None,
+        ctx.reader.id,
+        ctx.door.id,
+        ctx.p.kind,
+        floors=floors,
+        effects=effects,
+        **who,  # type: ignore[arg-type]
     )
 
 
@@ -393,5 +402,12 @@ def _temp_key_decision(ctx: _Ctx, key: TempKey) -> Decision:
     effects = (*_success_effects(ctx), TempKeyUsed(key.id))
     floors = _floors(ctx.door, key.floors) if ctx.door.kind == "lift" else ()
     return Decision(
-        True, None, ctx.reader.id, ctx.door.id, ctx.p.kind, floors=floors, effects=effects, **who  # type: ignore[arg-type]
+        True,
+        None,
+        ctx.reader.id,
+        ctx.door.id,
+        ctx.p.kind,
+        floors=floors,
+        effects=effects,
+        **who,  # type: ignore[arg-type]
     )

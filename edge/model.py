@@ -42,7 +42,9 @@ class DoorSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in DOOR_KINDS:
-            raise ValueError(f"door {self.id!r}: kind {self.kind!r} is not one of {sorted(DOOR_KINDS)}")
+            raise ValueError(
+                f"door {self.id!r}: kind {self.kind!r} is not one of {sorted(DOOR_KINDS)}"
+            )
         unknown = self.methods - CREDENTIAL_KINDS - {"remote", "temp_key"}
         if unknown:
             raise ValueError(f"door {self.id!r}: unknown methods {sorted(unknown)}")

@@ -35,7 +35,9 @@ def test_a_policy_with_every_kind_of_error_reports_every_error_at_once():
     doc["credentials"].append({"id": "c-bad", "person": "p-ken", "kind": "pin", "value": "9123"})
     doc["credentials"].append({"id": "c-dup", "person": "p-ken", "kind": "pin", "value": "2468"})
     doc["credentials"].append({"id": "c-short", "person": "p-ken", "kind": "pin", "value": "1"})
-    doc["credentials"].append({"id": "c-card", "person": "p-ken", "kind": "rf_card", "value": "zz!"})
+    doc["credentials"].append(
+        {"id": "c-card", "person": "p-ken", "kind": "rf_card", "value": "zz!"}
+    )
     doc["temp_keys"][0]["code"] = "12345678"  # temp PIN must start with 9
     doc["temp_keys"][0]["schedule"]["end"] = "2027-06-01T00:00:00"  # longer than 30 days
     doc["groups"][0]["building_default"] = None  # B1 loses its default group
@@ -91,7 +93,9 @@ def test_hashed_document_has_no_plaintext_and_still_validates():
 
 def test_uniqueness_holds_across_plaintext_and_hashed_entries_when_the_secret_is_known():
     hashed = policydoc.hash_document(document(), SECRET)
-    hashed["credentials"].append({"id": "c-new", "person": "p-ken", "kind": "rf_card", "value": "0x209cbf"})
+    hashed["credentials"].append(
+        {"id": "c-new", "person": "p-ken", "kind": "rf_card", "value": "0x209cbf"}
+    )
     assert ("credentials/c-new", "value") in messages(hashed, secret=SECRET)
 
 

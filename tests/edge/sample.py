@@ -70,8 +70,14 @@ DOCUMENT: dict[str, Any] = {
             "valid_until": None,
             "active": True,
         },
-        {"id": "p-ken", "kind": "resident", "apartment": "B1-101", "role": "master",
-         "name": "Ken", "groups": ["g-b1"]},
+        {
+            "id": "p-ken",
+            "kind": "resident",
+            "apartment": "B1-101",
+            "role": "master",
+            "name": "Ken",
+            "groups": ["g-b1"],
+        },
         {"id": "p-cathy", "kind": "staff", "name": "Cathy", "groups": ["g-staff"]},
         {"id": "p-dhl", "kind": "delivery", "name": "Parcel courier", "groups": ["g-parcel"]},
     ],
@@ -138,13 +144,20 @@ DOCUMENT: dict[str, Any] = {
         },
     ],
     "reservations": [
-        {"id": "r1", "door": "gym", "person": "p-judy",
-         "start": "2026-11-20T18:00:00", "end": "2026-11-20T19:00:00"}
+        {
+            "id": "r1",
+            "door": "gym",
+            "person": "p-judy",
+            "start": "2026-11-20T18:00:00",
+            "end": "2026-11-20T19:00:00",
+        }
     ],
     "holidays": [{"date": "2026-12-25", "name": "Christmas Day"}],
     "hold_open": [
-        {"door": "lobby",
-         "schedule": {"repeat": "weekly", "days": ["mon"], "start": "08:00", "end": "09:00"}}
+        {
+            "door": "lobby",
+            "schedule": {"repeat": "weekly", "days": ["mon"], "start": "08:00", "end": "09:00"},
+        }
     ],
 }
 

@@ -29,7 +29,9 @@ def present(
     state: SiteState | None = None,
 ) -> Decision:
     memory = Memory() if memory is None else memory
-    decision = decide(policy, Presentation(reader, kind, value), at(when), memory, state or SiteState())
+    decision = decide(
+        policy, Presentation(reader, kind, value), at(when), memory, state or SiteState()
+    )
     memory.apply(decision.effects)
     return decision
 
@@ -104,7 +106,9 @@ def test_license_plate_opens_when_person_has_no_uhf_card(policy):
 
 def test_person_with_uhf_card_and_plate_opens_with_uhf_card_only():
     doc = document()
-    doc["credentials"].append({"id": "c9", "person": "p-ken", "kind": "uhf_card", "value": "E200ABCD"})
+    doc["credentials"].append(
+        {"id": "c9", "person": "p-ken", "kind": "uhf_card", "value": "E200ABCD"}
+    )
     policy = snapshot(doc)
     assert present(policy, "garage-in", "license_plate", "BKN42").reason is Reason.UHF_CARD_REQUIRED
     assert present(policy, "garage-in", "uhf_card", "e200abcd").granted
@@ -144,7 +148,12 @@ def test_overnight_daily_window_crosses_midnight():
 
 def test_overnight_weekly_window_belongs_to_the_day_it_starts_on():
     doc = document()
-    doc["groups"][2]["schedule"] = {"repeat": "weekly", "days": ["fri"], "start": "22:00", "end": "02:00"}
+    doc["groups"][2]["schedule"] = {
+        "repeat": "weekly",
+        "days": ["fri"],
+        "start": "22:00",
+        "end": "02:00",
+    }
     policy = snapshot(doc)
     assert present(policy, "parcel-in", "pin", "4321", "2026-11-21T01:00:00").granted  # Sat 01:00
     assert not present(policy, "parcel-in", "pin", "4321", "2026-11-20T01:00:00").granted  # Fri
@@ -159,7 +168,9 @@ def test_schedule_times_are_site_wall_clock_across_dst():
     for moment in (winter, summer):
         assert decide(policy, Presentation("parcel-in", "pin", "4321"), moment, Memory()).granted
     just_before = datetime.fromisoformat("2026-07-15T05:59:59+00:00")
-    assert not decide(policy, Presentation("parcel-in", "pin", "4321"), just_before, Memory()).granted
+    assert not decide(
+        policy, Presentation("parcel-in", "pin", "4321"), just_before, Memory()
+    ).granted
 
 
 def test_amenity_door_opens_only_inside_the_reservation(policy):
@@ -225,7 +236,10 @@ def test_temp_key_grants_n_times_k_doors_in_total_at_any_of_its_doors(policy):
 def test_temp_key_with_unlimited_uses_opens_inside_its_schedule_only(policy):
     memory = Memory()
     wednesday = "2026-11-18T10:00:00"
-    assert all(present(policy, "lobby-in", "qr", "QR-CLEAN-77", wednesday, memory).granted for _ in range(10))
+    assert all(
+        present(policy, "lobby-in", "qr", "QR-CLEAN-77", wednesday, memory).granted
+        for _ in range(10)
+    )
     assert present(policy, "lobby-in", "qr", "QR-CLEAN-77", "2026-11-18T12:00:01").reason is (
         Reason.OUTSIDE_SCHEDULE
     )
@@ -253,8 +267,16 @@ def test_temp_key_of_an_apartment_whose_lease_ended_is_refused():
 
 @pytest.mark.parametrize(
     "spelling",
-    ["00209CBF", "00209cbf", "0x209CBF", "hex:209cbf", "dec:2137279", "2137279", "32,40127",
-     "w26:10010000010011100101111110"],
+    [
+        "00209CBF",
+        "00209cbf",
+        "0x209CBF",
+        "hex:209cbf",
+        "dec:2137279",
+        "2137279",
+        "32,40127",
+        "w26:10010000010011100101111110",
+    ],
 )
 def test_card_values_in_hex_decimal_and_wiegand_forms_match(policy, spelling):
     d = present(policy, "gate-in", "rf_card", spelling)
@@ -278,8 +300,13 @@ def test_lockdown_refuses_everyone_but_staff(policy):
 def test_pin_brute_force_locks_the_reader_out(policy):
     memory = Memory()
     for guess in ("1111", "2222", "3333", "4444"):
-        assert present(policy, "gate-in", "pin", guess, memory=memory).reason is Reason.UNKNOWN_CREDENTIAL
-    assert present(policy, "gate-in", "pin", "5555", memory=memory).reason is Reason.UNKNOWN_CREDENTIAL
+        assert (
+            present(policy, "gate-in", "pin", guess, memory=memory).reason
+            is Reason.UNKNOWN_CREDENTIAL
+        )
+    assert (
+        present(policy, "gate-in", "pin", "5555", memory=memory).reason is Reason.UNKNOWN_CREDENTIAL
+    )
     # the fifth failure inside 60 s locked the reader for 300 s: even the right PIN fails
     assert present(policy, "gate-in", "pin", "1234", memory=memory).reason is Reason.LOCKED_OUT
     assert present(policy, "lobby-in", "pin", "1234", memory=memory).granted  # per reader
@@ -313,9 +340,14 @@ def test_anti_passback_refuses_a_second_entry_without_an_exit(policy):
 
 def test_clock_guard_refuses_time_limited_grants_only(policy):
     bad_clock = SiteState(clock_ok=False)
-    assert present(policy, "gate-in", "pin", "91487640", state=bad_clock).reason is Reason.CLOCK_UNTRUSTED
+    assert (
+        present(policy, "gate-in", "pin", "91487640", state=bad_clock).reason
+        is Reason.CLOCK_UNTRUSTED
+    )
     # Judy's apartment has a lease end: time-limited
-    assert present(policy, "gate-in", "pin", "1234", state=bad_clock).reason is Reason.CLOCK_UNTRUSTED
+    assert (
+        present(policy, "gate-in", "pin", "1234", state=bad_clock).reason is Reason.CLOCK_UNTRUSTED
+    )
     # Ken has no validity and no lease; his group is a recurring daily window
     assert present(policy, "gate-in", "pin", "5678", state=bad_clock).granted
 
@@ -336,7 +368,11 @@ def test_malformed_presentation_is_a_clear_value_error():
 
 
 def test_every_denial_carries_a_reason_from_the_closed_list(policy):
-    cases = [("gate-in", "pin", "0000"), ("plant-in", "pin", "2468"), ("plant-in", "rf_card", "00209CBF")]
+    cases = [
+        ("gate-in", "pin", "0000"),
+        ("plant-in", "pin", "2468"),
+        ("plant-in", "rf_card", "00209CBF"),
+    ]
     for reader, kind, value in cases:
         d = present(policy, reader, kind, value)
         assert not d.granted and isinstance(d.reason, Reason)

@@ -24,7 +24,12 @@ schedules = st.one_of(
     st.builds(lambda a, b: {"repeat": "daily", "start": a, "end": b}, times, times),
     st.builds(
         lambda days, a, b: {"repeat": "weekly", "days": days, "start": a, "end": b},
-        st.lists(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), min_size=1, max_size=7, unique=True),
+        st.lists(
+            st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+            min_size=1,
+            max_size=7,
+            unique=True,
+        ),
         times,
         times,
     ),
@@ -57,7 +62,9 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
         {
             "id": f"g{i}",
             "schedule": draw(schedules),
-            "doors": draw(st.lists(st.sampled_from(DOOR_LIST), min_size=1, max_size=4, unique=True)),
+            "doors": draw(
+                st.lists(st.sampled_from(DOOR_LIST), min_size=1, max_size=4, unique=True)
+            ),
             **({"building_default": "B1"} if i == 0 else {}),
         }
         for i in range(n_groups)
@@ -68,9 +75,17 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
         person = {
             "id": f"p{i}",
             "kind": draw(st.sampled_from(["resident", "staff", "delivery"])),
-            "groups": draw(st.lists(st.sampled_from([g["id"] for g in groups]), max_size=3, unique=True)),
+            "groups": draw(
+                st.lists(st.sampled_from([g["id"] for g in groups]), max_size=3, unique=True)
+            ),
             "active": draw(st.booleans()),
-            "floors": {"B1": draw(st.lists(st.sampled_from(["G1", "1", "7", "12", "all"]), max_size=3, unique=True))},
+            "floors": {
+                "B1": draw(
+                    st.lists(
+                        st.sampled_from(["G1", "1", "7", "12", "all"]), max_size=3, unique=True
+                    )
+                )
+            },
         }
         if person["kind"] == "resident":
             person["apartment"] = "A1"
@@ -81,8 +96,13 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
         people.append(person)
         for j, kind in enumerate(draw(st.lists(st.sampled_from(KINDS), max_size=3, unique=True))):
             credentials.append(
-                {"id": f"c{i}-{j}", "person": f"p{i}", "kind": kind, "value": _value(kind, i * 10 + j),
-                 "active": draw(st.booleans())}
+                {
+                    "id": f"c{i}-{j}",
+                    "person": f"p{i}",
+                    "kind": kind,
+                    "value": _value(kind, i * 10 + j),
+                    "active": draw(st.booleans()),
+                }
             )
     temp_keys = [
         {
@@ -91,17 +111,28 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
             "code": f"9{i:07d}",
             "schedule": draw(schedules),
             "uses_per_door": draw(st.one_of(st.none(), st.integers(1, 3))),
-            "doors": draw(st.lists(st.sampled_from(DOOR_LIST), min_size=1, max_size=3, unique=True)),
+            "doors": draw(
+                st.lists(st.sampled_from(DOOR_LIST), min_size=1, max_size=3, unique=True)
+            ),
         }
         for i in range(draw(st.integers(0, 2)))
     ]
     return {
         "format": "doorkeep.policy/1",
-        "settings": {"pin_mode": draw(st.sampled_from(["pin", "apt_pin"])), "duress": draw(st.booleans()),
-                     "temp_key_max_days": 30},
+        "settings": {
+            "pin_mode": draw(st.sampled_from(["pin", "apt_pin"])),
+            "duress": draw(st.booleans()),
+            "temp_key_max_days": 30,
+        },
         "buildings": [{"id": "B1"}],
-        "apartments": [{"id": "A1", "building": "B1", "number": "1#1",
-                        "valid_until": draw(st.sampled_from([None, "2026-11-20T00:00:00"]))}],
+        "apartments": [
+            {
+                "id": "A1",
+                "building": "B1",
+                "number": "1#1",
+                "valid_until": draw(st.sampled_from([None, "2026-11-20T00:00:00"])),
+            }
+        ],
         "people": people,
         "credentials": credentials,
         "groups": groups,
@@ -181,7 +212,9 @@ def test_lockdown_never_grants_a_non_staff_person(doc, steps):
 
 
 @PROPERTY
-@given(policies(), st.lists(st.tuples(st.sampled_from(READER_IDS), moments), max_size=40), st.data())
+@given(
+    policies(), st.lists(st.tuples(st.sampled_from(READER_IDS), moments), max_size=40), st.data()
+)
 def test_temp_key_grants_never_exceed_uses_times_doors(doc, steps, data):
     if not doc["temp_keys"]:
         return

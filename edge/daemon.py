@@ -1,0 +1,222 @@
+"""``doorkeep run``: the site daemon — the Site, its web server, and its background jobs.
+
+Background jobs run as named tasks in one TaskGroup: the policy watcher (picks up a
+policy another process — ``doorkeep policy apply`` — committed to the store), the
+hold-open scheduler, retention, the cloud sync client when enrolled, and the systemd
+watchdog. Stopping (SIGTERM/SIGINT) closes the web server first, then the site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from doorkeep import policydoc
+from edge.auth import AuthStore
+from edge.config import SiteConfig
+from edge.schedule import Instant, Schedule
+from edge.service import Site
+
+log = logging.getLogger(__name__)
+
+POLICY_WATCH_S = 2.0  # how often the daemon looks for a policy committed by another process
+HOLD_OPEN_CHECK_S = 5.0
+RETENTION_EVERY_S = 3600.0
+WATCHDOG_S = 10.0
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) how we are; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(message.encode())
+
+
+def auth_path(config: SiteConfig) -> Path:
+    return config.site.data_dir / "auth.db"
+
+
+async def _policy_watcher(site: Site) -> None:
+    """Reload the policy when another process (the CLI) committed a new version."""
+    while True:
+        await asyncio.sleep(POLICY_WATCH_S)
+        state = await asyncio.to_thread(site.policy_header)
+        if state != (site.snapshot.version, site.snapshot.digest):
+            await site.reload_policy()
+
+
+async def _hold_open(site: Site) -> None:
+    """Drive the ``hold_open`` schedules of the policy into the door machines."""
+    held: set[str] = set()
+    while True:
+        now = datetime.now(UTC)
+        at = Instant.of(now, site.tz)
+        wanted = set()
+        for entry in site.policy_document().get("hold_open") or []:
+            try:
+                if Schedule.from_dict(entry["schedule"], site.tz).is_open(
+                    at, site.snapshot.holidays
+                ):
+                    wanted.add(entry["door"])
+            except (ValueError, KeyError):
+                continue
+        for door in sorted(wanted - held):
+            await site.hw.hold_open(door, True)
+        for door in sorted(held - wanted):
+            await site.hw.hold_open(door, False)
+        held = wanted
+        await asyncio.sleep(HOLD_OPEN_CHECK_S)
+
+
+async def _retention(site: Site) -> None:
+    while True:
+        days = policydoc.settings_of(site.policy_document()).get("door_event_days", 30)
+        try:
+            removed = await site.store.prune(
+                now=datetime.now(UTC), door_event_days=days, only_acknowledged=site.sync is not None
+            )
+            if removed:
+                log.info("retention: removed %d door events older than %d days", removed, days)
+        except Exception:
+            log.exception("retention run failed")
+        await asyncio.sleep(RETENTION_EVERY_S)
+
+
+async def _watchdog() -> None:
+    while True:
+        sd_notify("WATCHDOG=1")
+        await asyncio.sleep(WATCHDOG_S)
+
+
+@contextlib.asynccontextmanager
+async def serve_site(
+    site: Site, *, host: str, port: int, print_fn: Callable[[str], None] = print
+) -> AsyncIterator[web.AppRunner]:
+    """Serve the REST API and UI of ``site`` until the context ends."""
+    from edge.web.app import make_app  # noqa: PLC0415 - the web layer is heavy to import
+
+    config = site.config
+    auth = AuthStore.open(auth_path(config))
+    ssl_context = None
+    fingerprint = None
+    if config.web.tls:
+        from edge.tls import ensure_certificate, fingerprint as fp, server_context  # noqa: PLC0415
+
+        cert, key = ensure_certificate(
+            config.site.data_dir, hostname=f"doorkeep-{site.site_id}.local"
+        )
+        ssl_context = server_context(cert, key)
+        fingerprint = fp(cert)
+    app = make_app(site, auth, tls=config.web.tls)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site_runner = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+        await site_runner.start()
+        scheme = "https" if ssl_context else "http"
+        print_fn(f"doorkeep: site {site.site_id!r} serving {scheme}://{host}:{port}/")
+        if auth.setup_required():
+            code = auth.new_setup_code()
+            print_fn(f"doorkeep: no admin yet; open the UI and use the one-time setup code: {code}")
+        runner.app["doorkeep.fingerprint"] = fingerprint
+        yield runner
+    finally:
+        await runner.cleanup()
+        auth.close()
+
+
+async def run_daemon(
+    config: SiteConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    print_fn: Callable[[str], None] = print,
+) -> None:
+    """Run the site until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with (
+        Site.open(config) as site,
+        serve_site(site, host=config.web.host, port=config.web.port, print_fn=print_fn) as runner,
+    ):
+        async with contextlib.AsyncExitStack() as stack:
+            await _start_optional(site, stack, runner, print_fn)
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(_policy_watcher(site), name="policy-watcher"),
+                    tg.create_task(_hold_open(site), name="hold-open"),
+                    tg.create_task(_retention(site), name="retention"),
+                    tg.create_task(_watchdog(), name="watchdog"),
+                ]
+                sd_notify("READY=1")
+                await stop.wait()
+                sd_notify("STOPPING=1")
+                for task in tasks:
+                    task.cancel()
+
+
+async def _start_optional(
+    site: Site,
+    stack: contextlib.AsyncExitStack,
+    runner: web.AppRunner,
+    print_fn: Callable[[str], None],
+) -> None:
+    """mDNS advertising and the cloud sync client, when they apply."""
+    config = site.config
+    if os.environ.get("DOORKEEP_MDNS", "1") != "0" and config.web.host not in (
+        "127.0.0.1",
+        "localhost",
+    ):
+        from edge.mdns import Advertiser  # noqa: PLC0415
+
+        try:
+            await stack.enter_async_context(
+                Advertiser(
+                    site_id=site.site_id,
+                    name=config.site.name,
+                    version=site.version,
+                    port=config.web.port,
+                    addresses=_addresses(config.web.host),
+                    fingerprint=runner.app.get("doorkeep.fingerprint"),
+                )
+            )
+        except OSError as err:
+            log.warning("mDNS advertising is off: %s", err)
+    if config.cloud is not None:
+        from edge.sync import start_sync  # noqa: PLC0415
+
+        await start_sync(site, stack)
+        print_fn(f"doorkeep: syncing with {config.cloud.url}")
+
+
+def _addresses(host: str) -> list[str]:
+    if host not in ("0.0.0.0", "::", ""):  # noqa: S104 - a listen address, not a bind here
+        return [host]
+    with contextlib.suppress(OSError):
+        return [socket.gethostbyname(socket.gethostname())]
+    return ["127.0.0.1"]
+
+
+def describe_run(site: Site) -> dict[str, Any]:
+    return {
+        "site": site.site_id,
+        "doors": len(site.config.doors),
+        "policy_version": site.snapshot.version,
+    }
