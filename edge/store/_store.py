@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -35,6 +36,9 @@ T = TypeVar("T")
 
 # How many read connections may exist at once (one per concurrent reader thread).
 READ_POOL_SIZE = 4
+# Events deleted per retention transaction: small enough that a card read queued
+# behind it waits milliseconds, not seconds.
+PRUNE_CHUNK = 1000
 # Longest page a query returns, whatever the caller asks for.
 MAX_LIMIT = 1000
 # SQLite waits this long for a lock instead of failing at once (only another process,
@@ -653,35 +657,36 @@ class EdgeStore:
             raise StoreQueryError(f"door_event_days must be at least 1, got {door_event_days}")
         cutoff = _chain.time_key(_chain.parse_time(now, "now") - timedelta(days=door_event_days))
 
-        def work(conn: sqlite3.Connection) -> int:
+        def chunk(conn: sqlite3.Connection, so_far: int) -> tuple[int, bool]:
             head, _ = self._head(conn)
-            young = conn.execute("SELECT min(seq) FROM events WHERE ts >= ?", (cutoff,)).fetchone()[
-                0
-            ]
-            last = head if young is None else young - 1
+            young = conn.execute("SELECT min(seq) FROM events WHERE ts >= ?", (cutoff,))
+            first_young = young.fetchone()[0]
+            last = head if first_young is None else first_young - 1
             if only_acknowledged:
                 last = min(last, int(self._get_meta(conn, "acknowledged", "0") or 0))
             anchor = int(self._get_meta(conn, "anchor_seq", "0") or 0)
-            if last <= anchor:
-                return 0
-            anchor_hash = conn.execute("SELECT hash FROM events WHERE seq = ?", (last,)).fetchone()[
-                0
-            ]
-            count = conn.execute("DELETE FROM events WHERE seq <= ?", (last,)).rowcount
-            self._set_meta(conn, "anchor_seq", last)
-            self._set_meta(conn, "anchor_hash", anchor_hash)
-            self._insert_audit(
-                conn,
-                AuditEntry(
-                    "system",
-                    "events.prune",
-                    "events",
-                    {"events": count, "through_seq": last, "days": door_event_days},
-                ),
-            )
-            return count
+            end = min(last, anchor + PRUNE_CHUNK)
+            count = 0
+            if end > anchor:
+                row = conn.execute("SELECT hash FROM events WHERE seq = ?", (end,)).fetchone()
+                count = conn.execute("DELETE FROM events WHERE seq <= ?", (end,)).rowcount
+                self._set_meta(conn, "anchor_seq", end)
+                self._set_meta(conn, "anchor_hash", row[0])
+            done = end >= last
+            if done and so_far + count:
+                # One audit line per prune, in the transaction of its last chunk.
+                detail = {"events": so_far + count, "through_seq": end, "days": door_event_days}
+                self._insert_audit(conn, AuditEntry("system", "events.prune", "events", detail))
+            return count, done
 
-        return await self._write(work)
+        total = 0
+        while True:
+            # Chunks are separate work items so card reads interleave with a big prune
+            # (the first one after months offline) instead of waiting seconds for it.
+            count, done = await self._write(functools.partial(chunk, so_far=total))
+            total += count
+            if done:
+                return total
 
     # --- audit ------------------------------------------------------------------------
 

@@ -353,6 +353,25 @@ async def test_prune_keeps_unacknowledged_rows_and_the_chain(store: EdgeStore) -
     assert actions.count("events.prune") == 2
 
 
+async def test_a_large_prune_runs_in_chunks_that_let_card_reads_through(
+    store: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("edge.store._store.PRUNE_CHUNK", 7)
+    for i in range(50):
+        await store.record_event(access(i))
+    commits = store.writer_stats.commits
+    prune = asyncio.ensure_future(store.prune(now=T0 + timedelta(days=40), only_acknowledged=False))
+    await asyncio.sleep(0)
+    read = await store.record_event(access(60 * 24 * 40))  # a card read during the prune
+    assert await prune == 50
+    assert store.writer_stats.commits - commits >= 50 // 7
+    assert read["seq"] == 51
+    report = await store.verify_chain()
+    assert (report.ok, report.anchor_seq, report.checked) == (True, 50, 1)
+    (entry,), _ = await store.query_audit(action="events.prune")
+    assert entry["detail"] == {"events": 50, "through_seq": 50, "days": 30}
+
+
 async def test_prune_removes_only_a_prefix_of_old_rows(store: EdgeStore) -> None:
     await store.record_event(access(0))
     await store.record_event(access(60 * 24 * 35))  # young
