@@ -119,7 +119,7 @@ async def main(n: int, base: Path) -> None:
             ),
             results,
         )
-        page, cursor = await store.query_events(door="door-5", limit=100)
+        _page, cursor = await store.query_events(door="door-5", limit=100)
         for _ in range(50):
             _page, cursor = await store.query_events(door="door-5", limit=100, cursor=cursor)
         await timed(

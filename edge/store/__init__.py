@@ -4,7 +4,13 @@
 ``async with EdgeStore.open(path, site_id=...) as store``.
 """
 
-from edge.store._chain import SensitiveDataError, StoreQueryError, event_hash, genesis_hash
+from edge.store._chain import (
+    SensitiveDataError,
+    StoreError,
+    StoreQueryError,
+    event_hash,
+    genesis_hash,
+)
 from edge.store._schema import LATEST as SCHEMA_VERSION
 from edge.store._schema import SchemaTooNewError
 from edge.store._store import AuditEntry, ChainReport, EdgeStore, PolicyState
@@ -17,6 +23,7 @@ __all__ = [
     "PolicyState",
     "SchemaTooNewError",
     "SensitiveDataError",
+    "StoreError",
     "StoreQueryError",
     "event_hash",
     "genesis_hash",

@@ -45,6 +45,11 @@ _REQUIRED: tuple[str, ...] = ("at", "type", "action", "result")
 SENSITIVE_KEYS: frozenset[str] = frozenset({"value", "pin", "code", "card"})
 
 
+class StoreError(DoorkeepError):
+    """The database could not be read or written (disk full, I/O error, locked by
+    another process for longer than the busy timeout). The cause is chained."""
+
+
 class StoreQueryError(DoorkeepError, ValueError):
     """A query or record was malformed (bad cursor, naive time, unknown field).
 

@@ -27,7 +27,7 @@ from doorkeep import policydoc
 from doorkeep.errors import Conflict, DoorkeepError, NotFound, PolicyError, PolicyIssue
 from edge.store import _chain, _schema
 from edge.store._chain import StoreQueryError
-from edge.store._writer import Writer
+from edge.store._writer import Writer, WriterStats
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -219,7 +219,7 @@ class EdgeStore:
         }
 
     @property
-    def writer_stats(self) -> Any:
+    def writer_stats(self) -> WriterStats:
         """Items written and commits made so far (for health pages and tests)."""
         assert self._writer is not None
         return self._writer.stats

@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from edge.store._chain import StoreError
+
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Callable
 
 _log = logging.getLogger(__name__)
@@ -121,10 +123,10 @@ class Writer:
                 conn.execute("SAVEPOINT item")
                 try:
                     result = item.work(conn)
-                except BaseException as err:  # the item fails alone
+                except Exception as err:  # the item fails alone
                     conn.execute("ROLLBACK TO item")
                     conn.execute("RELEASE item")
-                    outcomes.append((False, err))
+                    outcomes.append((False, _translate(err)))
                 else:
                     conn.execute("RELEASE item")
                     outcomes.append((True, result))
@@ -136,7 +138,8 @@ class Writer:
                 conn.execute("ROLLBACK")
             self.stats.failed_commits += 1
             _log.exception("store commit of %d item(s) failed", len(batch))
-            outcomes = [(False, err) for _ in batch]
+            failure = _translate(err)
+            outcomes = [(False, failure) for _ in batch]
         else:
             self.stats.commits += 1
             self.stats.items += len(batch)
@@ -147,6 +150,15 @@ class Writer:
             except RuntimeError:
                 # The loop is gone (interpreter shutting down): nobody is waiting.
                 return
+
+
+def _translate(err: BaseException) -> BaseException:
+    """sqlite3 errors become StoreError (our error tree); ours pass unchanged."""
+    if isinstance(err, sqlite3.Error):
+        wrapped = StoreError(f"the site database failed: {err}")
+        wrapped.__cause__ = err
+        return wrapped
+    return err
 
 
 def _resolve(item: _Item[Any], ok: bool, value: Any) -> None:

@@ -19,6 +19,7 @@ from edge.store import (
     AuditEntry,
     EdgeStore,
     SensitiveDataError,
+    StoreError,
     StoreQueryError,
 )
 
@@ -598,3 +599,19 @@ async def test_online_backup_is_a_consistent_openable_copy(tmp_path: Path) -> No
         assert memory["last"] == events[-1]["detail"]["n"]
     else:
         assert memory == {}
+
+
+async def test_a_locked_database_fails_the_write_with_store_error_then_recovers(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("edge.store._store.BUSY_TIMEOUT_MS", 50)
+    async with EdgeStore.open(db_path, site_id="demo") as store:
+        await store.record_event(access(0))
+        other = raw(db_path)  # e.g. a maintenance tool holding the write lock
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="locked"):
+            await store.record_event(access(1))
+        other.execute("ROLLBACK")
+        other.close()
+        assert (await store.record_event(access(2)))["seq"] == 2
+        assert (await store.verify_chain()).ok
