@@ -1,0 +1,186 @@
+"""The doorkeep command line, as an installer types it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from edge.cli import main
+
+from .conftest import ROOT
+
+POLICY = {
+    "format": "doorkeep.policy/1",
+    "buildings": [{"id": "B1"}],
+    "people": [{"id": "p-1", "kind": "staff", "groups": ["g-1"]}],
+    "credentials": [{"id": "c-1", "person": "p-1", "kind": "pin", "value": "4242"}],
+    "groups": [
+        {
+            "id": "g-1",
+            "building_default": "B1",
+            "doors": ["gate"],
+            "schedule": {"repeat": "daily", "start": "00:00", "end": "23:59:59"},
+        }
+    ],
+}
+
+
+@pytest.fixture
+def site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Path:
+    assert (
+        main(
+            [
+                "init",
+                str(tmp_path / "s"),
+                "--site-id",
+                "s1",
+                "--timezone",
+                "Europe/Berlin",
+                "--simulation",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    monkeypatch.setenv("DOORKEEP_CONFIG", str(tmp_path / "s" / "site.toml"))
+    return tmp_path / "s"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_policy(tmp_path: Path, doc: dict) -> str:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_init_writes_a_valid_site_a_private_secret_and_prints_a_setup_code(tmp_path, capsys):
+    code, out, _ = run(capsys, "init", str(tmp_path / "x"), "--site-id", "x1", "--simulation")
+    assert code == 0
+    assert (tmp_path / "x" / "site.toml").exists()
+    secret = tmp_path / "x" / "data" / "keys" / "site.secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert "setup code" in out and out.strip().split()[-1]
+    code, _, err = run(capsys, "init", str(tmp_path / "x"))
+    assert code == 1 and "exists already" in err
+
+
+def test_check_passes_on_a_fresh_site_and_lists_every_config_error(site, capsys):
+    code, out, _ = run(capsys, "check")
+    assert code == 0 and "valid" in out
+    text = (site / "site.toml").read_text()
+    text = text.replace('timezone = "Europe/Berlin"', 'timezone = "Mars/Olympus"')
+    text = text.replace('relay = "relays-a:1"', 'relay = "nowhere:1"')
+    (site / "site.toml").write_text(text)
+    code, _, err = run(capsys, "check")
+    assert code == 1
+    assert "Mars/Olympus" in err and "nowhere" in err and "timezone" in err
+
+
+def test_policy_validate_lists_every_problem_and_exits_1(site, tmp_path, capsys):
+    bad = json.loads(json.dumps(POLICY))
+    bad["credentials"][0]["value"] = "9"
+    bad["people"][0]["groups"] = ["g-missing"]
+    code, _, err = run(capsys, "policy", "validate", write_policy(tmp_path, bad))
+    assert code == 1
+    assert "credentials/c-1" in err and "people/p-1" in err
+    assert run(capsys, "policy", "validate", write_policy(tmp_path, POLICY))[0] == 0
+
+
+def test_policy_apply_then_export_has_no_plaintext_and_reapplies(site, tmp_path, capsys):
+    code, out, _ = run(capsys, "policy", "apply", write_policy(tmp_path, POLICY))
+    assert code == 0 and "version 1" in out
+    code, out, _ = run(capsys, "policy", "export")
+    exported = json.loads(out)
+    assert "4242" not in out and exported["credentials"][0]["value_hmac"]
+    code, out, _ = run(capsys, "policy", "apply", write_policy(tmp_path, exported))
+    assert code == 0 and "version 2" in out
+
+
+def test_decide_is_a_json_dry_run_that_changes_nothing(site, tmp_path, capsys):
+    run(capsys, "policy", "apply", write_policy(tmp_path, POLICY))
+    code, out, _ = run(capsys, "decide", "--reader", "gate-in", "--kind", "pin", "--value", "4242")
+    assert code == 0 and json.loads(out)["granted"] is True and json.loads(out)["person"] == "p-1"
+    code, out, _ = run(capsys, "decide", "--reader", "gate-in", "--kind", "pin", "--value", "1111")
+    assert json.loads(out)["reason"] == "unknown_credential"
+    code, out, _ = run(capsys, "events")
+    assert json.loads(out) == []
+
+
+def test_decide_with_a_malformed_presentation_exits_1_with_the_reason(site, capsys):
+    code, _, err = run(
+        capsys, "decide", "--reader", "gate-in", "--kind", "password", "--value", "x"
+    )
+    assert code == 1 and "kind 'password'" in err
+    code, _, err = run(
+        capsys, "decide", "--reader", "gate-in", "--kind", "pin", "--value", "1", "--at", "noon"
+    )
+    assert code == 1 and "ISO 8601" in err
+
+
+async def _present(config: Path) -> None:
+    from edge.service import Site  # noqa: PLC0415
+
+    async with Site.open(config, with_hardware=False) as running:
+        await running.present("gate-in", "pin", "4242")
+        await running.present("gate-in", "pin", "0000")
+
+
+def test_events_export_as_json_csv_and_xlsx(site, tmp_path, capsys):
+    import asyncio  # noqa: PLC0415
+
+    run(capsys, "policy", "apply", write_policy(tmp_path, POLICY))
+    asyncio.run(_present(site / "site.toml"))
+    code, out, _ = run(capsys, "events", "--type", "access")
+    rows = json.loads(out)
+    assert code == 0 and [r["reason"] for r in rows] == ["unknown_credential", None]
+    code, out, _ = run(capsys, "events", "--format", "csv", "--result", "failed")
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert len(table) == 1 and "0000" not in out and "4242" not in out
+    xlsx = tmp_path / "events.xlsx"
+    assert run(capsys, "events", "--format", "xlsx", "-o", str(xlsx))[0] == 0
+    sheet = openpyxl.load_workbook(xlsx).active
+    assert sheet.max_row == 3  # header + 2 events
+
+
+def test_token_create_prints_a_token_once(site, capsys):
+    code, out, _ = run(capsys, "token", "create", "--role", "viewer")
+    assert code == 0 and len(out.strip()) >= 20
+    assert out.strip() not in (site / "data" / "auth.db").read_bytes().decode("latin-1")
+
+
+def test_boards_lists_the_catalogue(capsys):
+    code, out, _ = run(capsys, "boards")
+    assert code == 0 and "waveshare-rtu-relay-8" in out and "eletechsup-r4d3b16" in out
+
+
+def test_usage_errors_exit_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "policy"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2 and "usage" in result.stderr
+
+
+def test_relay_test_pulses_a_simulated_relay(site, capsys):
+    code, out, _ = run(capsys, "relay", "test", "relays-a:1", "--ms", "200")
+    assert code == 0 and "pulsed" in out
+    code, out, _ = run(capsys, "bus", "scan", "sim-1")
+    assert code == 0 and "1 board(s) answer: 1" in out
