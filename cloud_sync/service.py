@@ -103,6 +103,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException:
         raise
+    except ConnectionResetError:
+        # The peer went away mid-request (a site cancelled its upload): nothing to answer,
+        # nothing worth a traceback in the log.
+        log.debug("%s %s: client went away", request.method, request.path)
+        return web.Response(status=400)
     except json.JSONDecodeError as err:
         return _error(400, "bad_json", f"the body is not JSON: {err.msg}")
     except DoorkeepError as err:
@@ -557,11 +562,15 @@ async def serve(
     key_dir: str | os.PathLike[str] = DEFAULT_KEY_DIR,
     *,
     ready: Callable[[], None] | None = None,
+    pg_schema: str | None = None,
 ) -> None:
-    """Run the cloud service until cancelled (``doorkeep cloud serve``)."""
+    """Run the cloud service until cancelled (``doorkeep cloud serve``).
+
+    ``pg_schema``: a PostgreSQL schema to use instead of ``public`` (tests, benchmarks).
+    """
     host, port = parse_listen(listen)
     keys = CloudKeys.load(key_dir)
-    async with CloudStore(db_url, keys) as store:
+    async with CloudStore(db_url, keys, pg_schema=pg_schema) as store:
         runner = web.AppRunner(make_app(store), shutdown_timeout=5)
         await runner.setup()
         try:
