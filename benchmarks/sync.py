@@ -37,8 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 import asyncpg
@@ -360,7 +359,9 @@ async def bench_fanout(n_sites: int, tmp: Path) -> dict[str, Any]:
             f"pg_schema={schema!r}))"
         )
         # The cloud runs in its own process so its RSS is its own; starting it is one-off.
-        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)  # noqa: ASYNC220
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent
+        )  # noqa: ASYNC220
         try:
             url = f"http://127.0.0.1:{port}"
             for _ in range(200):
