@@ -1,0 +1,111 @@
+"""Store lifecycle, keys, bundle selection and the CLI command functions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from typing import TYPE_CHECKING
+
+import aiohttp
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from cloud_sync import commands
+from cloud_sync import store as store_mod
+from cloud_sync.keys import CloudKeys
+from cloud_sync.service import serve
+from cloud_sync.store import MIGRATIONS, CloudStore
+
+from .conftest import free_port, open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+async def test_reopening_keeps_data_and_migrations_are_idempotent(
+    tmp_path: Path, keys: CloudKeys
+) -> None:
+    url = f"sqlite:///{tmp_path}/cloud.db"
+    async with CloudStore(url, keys) as first:
+        await first.add_site("s1")
+        assert await first.migrate() == len(MIGRATIONS)
+    async with CloudStore(url, keys) as again:
+        assert await again.site_ids() == ["s1"]
+        assert await again.migrate() == len(MIGRATIONS)
+
+
+async def test_postgres_migrations_run_once_when_workers_start_together(
+    tmp_path: Path, keys: CloudKeys
+) -> None:
+    async with open_store("postgres", tmp_path, keys) as first:
+        others = [CloudStore(first.url, keys, pg_schema=first.pg_schema) for _ in range(3)]
+        opened = await asyncio.gather(*(o.__aenter__() for o in others))
+        try:
+            assert all(await asyncio.gather(*(o.migrate() for o in opened))) is True
+            async with first.engine.connect() as conn:
+                rows = (await conn.exec_driver_sql("SELECT version FROM schema_version")).all()
+            assert rows == [(len(MIGRATIONS),)]
+        finally:
+            await asyncio.gather(*(o.__aexit__(None, None, None) for o in opened))
+
+
+def test_keys_are_private_files_and_stable(tmp_path: Path) -> None:
+    first = CloudKeys.load(tmp_path / "k")
+    for name in ("signing.key", "export.key"):
+        assert stat.S_IMODE((tmp_path / "k" / name).stat().st_mode) == 0o600
+    again = CloudKeys.load(tmp_path / "k")
+    assert again.signer.key_id == first.signer.key_id
+    sealed = first.seal(b"4711", "values:s1")
+    assert again.open(sealed, "values:s1") == b"4711"
+    with pytest.raises(InvalidTag):
+        again.open(sealed, "values:s2")  # bound to its site
+
+
+async def test_site_far_behind_gets_a_snapshot(
+    store: CloudStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_mod, "DELTA_RETENTION", 3)
+    await store.add_site("s1")
+    for day in range(1, 7):
+        await store.change_policy(
+            "s1",
+            lambda d, day=day: {**d, "holidays": [{"date": f"2026-12-{day:02d}", "name": "x"}]},
+            actor="t",
+        )
+    version, digest, _ = await store.policy("s1")
+    near = json.loads(await store.bundle_for("s1", version - 2, None) or b"{}")["signed"]
+    far = json.loads(await store.bundle_for("s1", 1, None) or b"{}")["signed"]
+    assert (near["kind"], near["prev_version"]) == ("delta", version - 2)
+    assert far["kind"] == "snapshot"
+    assert far["digest"] == digest
+    assert await store.bundle_for("s1", version, digest) is None
+
+
+async def test_commands_for_the_cli(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/c.db"
+    code = await commands.site_add(db, "community-1", key_dir=str(tmp_path / "keys"))
+    assert len(code) == 11
+    assert code[5] == "-"
+    token = await commands.token_create(db, key_dir=str(tmp_path / "keys"))
+    assert token.startswith("dka_")
+    report = await commands.reconcile(db, key_dir=str(tmp_path / "keys"))
+    assert [s.site for s in report.sites] == ["community-1"]
+
+
+async def test_serve_answers_until_cancelled(tmp_path: Path) -> None:
+    port = free_port()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        serve(f"sqlite:///{tmp_path}/s.db", f"127.0.0.1:{port}", tmp_path / "keys", ready=ready.set)
+    )
+    await asyncio.wait_for(ready.wait(), 10)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/api/v1/openapi.json") as resp,
+    ):
+        assert resp.status == 200
+        assert (await resp.json())["openapi"].startswith("3.1")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert (tmp_path / "keys" / "signing.key").exists()
