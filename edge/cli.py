@@ -440,6 +440,9 @@ def cmd_cloud(args: argparse.Namespace) -> int:
 def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pymodbus").setLevel(
+        logging.WARNING
+    )  # its INFO lines are per-request chatter
 
 
 def build_parser() -> argparse.ArgumentParser:
