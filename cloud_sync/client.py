@@ -202,6 +202,7 @@ class SyncClient:
         self._keys = {enrollment.key_id: bundles.load_public_key(enrollment.public_key)}
         self._started = clock()
         self._want_snapshot = False
+        self._last_rejection: str | None = None
         self._upload_cursor: int | None = None
         self._poke = asyncio.Event()
         self._stale_reported = False
@@ -270,7 +271,9 @@ class SyncClient:
                 raise
             except AuthError as err:
                 await asyncio.sleep(link.failed(err))
-            except (aiohttp.ClientError, TimeoutError, SyncError, OSError) as err:
+            except Exception as err:
+                # Network trouble, a refused bundle, or the edge failing to apply one: this
+                # task must outlive all of them (the link logs once, then backs off).
                 reported = False
                 await asyncio.sleep(link.failed(err))
 
@@ -312,13 +315,17 @@ class SyncClient:
             await self.apply_bundle(verified)
         except BundleRejected as err:
             self.rejected.append(err.reason)
-            log.warning("refused a policy bundle: %s (%s)", err.reason, err)
-            await self.on_alarm("bundle_rejected", f"{err.reason}: {err}")
+            if err.reason != self._last_rejection:
+                # Once per reason: the same bad bundle comes back on every retry.
+                self._last_rejection = err.reason
+                log.warning("refused a policy bundle: %s (%s)", err.reason, err)
+                await self.on_alarm("bundle_rejected", f"{err.reason}: {err}")
             # A gap or a drifted base only heals with a full snapshot; anything else
             # (expired, bad signature...) is retried as is after the backoff.
             self._want_snapshot = err.reason in ("gap", "digest_mismatch")
             raise SyncError(f"bundle refused: {err.reason}") from err
         self._want_snapshot = False
+        self._last_rejection = None
         await self._report()
 
     async def _report(self) -> None:
@@ -354,7 +361,7 @@ class SyncClient:
                 link.ok()
             except asyncio.CancelledError:
                 raise
-            except (aiohttp.ClientError, TimeoutError, SyncError, OSError) as err:
+            except Exception as err:
                 await asyncio.sleep(link.failed(err))
                 continue
             if not more:

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloud_sync import client as client_mod
+from cloud_sync.bundle import VerifiedBundle
 from cloud_sync.client import Enrollment, SyncClient, enroll
 from cloud_sync.store import CloudStore, metadata
 from doorkeep.errors import AuthError
@@ -258,3 +259,31 @@ async def test_notify_wakes_a_long_poll_in_another_worker(tmp_path: Path, keys: 
         )
         await asyncio.wait_for(watcher.wait(), 5)
         assert await b.current_version("s1") == 1
+
+
+async def test_client_survives_an_edge_that_fails_to_apply(server: Server, admin: Admin) -> None:
+    edge, outbox = FakeEdge(), FakeOutbox()
+    failures = [RuntimeError("disk full"), OSError("read-only file system")]
+    real_apply = edge.apply_bundle
+
+    async def flaky_apply(bundle: VerifiedBundle) -> None:
+        if failures:
+            raise failures.pop(0)
+        await real_apply(bundle)
+
+    made = await admin.call("POST", "/sites", {"id": "s1"}, status=201)
+    enrollment = await enroll(server.url, made["enrollment_code"])
+    client = SyncClient(
+        server.url,
+        enrollment,
+        state=edge,
+        apply_bundle=flaky_apply,
+        outbox=outbox,
+        inventory=edge.inventory,
+        on_alarm=edge.on_alarm,
+        poll_wait_s=5,
+    )
+    async with client:
+        await edge.wait_version(1)
+    assert failures == []
+    assert edge.version() == 1
