@@ -24,7 +24,6 @@ from aiohttp import web
 from doorkeep import policydoc
 from edge.auth import AuthStore
 from edge.config import SiteConfig
-from edge.schedule import Instant, Schedule
 from edge.service import Site
 
 log = logging.getLogger(__name__)
@@ -61,25 +60,9 @@ async def _policy_watcher(site: Site) -> None:
 
 
 async def _hold_open(site: Site) -> None:
-    """Drive the ``hold_open`` schedules of the policy into the door machines."""
-    held: set[str] = set()
+    """Drive the policy's ``hold_open`` schedules into the door machines."""
     while True:
-        now = datetime.now(UTC)
-        at = Instant.of(now, site.tz)
-        wanted = set()
-        for entry in site.policy_document().get("hold_open") or []:
-            try:
-                if Schedule.from_dict(entry["schedule"], site.tz).is_open(
-                    at, site.snapshot.holidays
-                ):
-                    wanted.add(entry["door"])
-            except (ValueError, KeyError):
-                continue
-        for door in sorted(wanted - held):
-            await site.hw.hold_open(door, True)
-        for door in sorted(held - wanted):
-            await site.hw.hold_open(door, False)
-        held = wanted
+        await site.hold_open_tick(datetime.now(UTC))
         await asyncio.sleep(HOLD_OPEN_CHECK_S)
 
 

@@ -29,6 +29,7 @@ from doorkeep.errors import Conflict, NotFound, PolicyError, PolicyIssue
 from edge.config import SiteConfig, load_site_config, write_site_toml
 from edge.decide import Decision, Presentation, SiteState, decide
 from edge.hardware import Hardware, NullHardware
+from edge.schedule import Instant, Schedule
 from edge.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec, build_snapshot
 from edge.store import AuditEntry, EdgeStore
 
@@ -129,6 +130,7 @@ class Site:
         self._last_event_at: datetime | None = None
         self.sync: Any = None  # the cloud sync client, when enrolled (edge/sync.py)
         self._policy_lock = asyncio.Lock()
+        self._held_open: set[str] = set()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -495,6 +497,23 @@ class Site:
         settings = policydoc.settings_of(self._doc)["emergency"]
         if settings.get("auto_unlock_on_alarm") and settings.get("doors"):
             await self.emergency("unlock", list(settings["doors"]), actor=f"input:{source}")
+
+    async def hold_open_tick(self, now: datetime) -> set[str]:
+        """Start and end the policy's hold-open schedules; returns the doors held open."""
+        at = Instant.of(now, self.tz)
+        wanted = set()
+        for entry in self._doc.get("hold_open") or []:
+            schedule = Schedule.from_dict(entry["schedule"], self.tz)  # validated on apply
+            if entry["door"] in self.snapshot.doors and schedule.is_open(
+                at, self.snapshot.holidays
+            ):
+                wanted.add(entry["door"])
+        for door in sorted(wanted - self._held_open):
+            await self.hw.hold_open(door, True)
+        for door in sorted(self._held_open - wanted):
+            await self.hw.hold_open(door, False)
+        self._held_open = wanted
+        return wanted
 
     # hardware callbacks -----------------------------------------------------------------
 

@@ -6,6 +6,8 @@ frames to a pymodbus server; nothing in the path is mocked.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -184,3 +186,19 @@ async def test_relay_test_pulses_the_named_channel(site: Site):
     result = await site.relay_test("spare", 5, ms=300, actor="installer:bob")
     assert result["ok"] and coil(site, 1, 5)
     await until(lambda: not coil(site, 1, 5), timeout=2)
+
+
+async def test_hold_open_schedule_unlocks_and_relocks_the_door(site: Site):
+    policy = site.policy_document()
+    policy["hold_open"] = [
+        {
+            "door": "gate",
+            "schedule": {"repeat": "weekly", "days": ["mon"], "start": "08:00", "end": "09:00"},
+        }
+    ]
+    await site.apply_policy(policy, actor="admin:test")
+    monday_morning = datetime.fromisoformat("2026-11-23T08:30:00+01:00")
+    assert await site.hold_open_tick(monday_morning) == {"gate"}
+    assert site.door("gate")["state"] == "held_open" and coil(site, DOORS_ADDRESS, GATE_RELAY)
+    assert await site.hold_open_tick(monday_morning + timedelta(hours=1)) == set()
+    assert site.door("gate")["state"] == "locked" and not coil(site, DOORS_ADDRESS, GATE_RELAY)
