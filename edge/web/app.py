@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from jsonschema import Draft202012Validator, FormatChecker
 
-from doorkeep.errors import AuthError, Conflict, DeviceError, NotFound, PolicyError
+from doorkeep.errors import AuthError, Conflict, DeviceError, NotFound, PolicyError, PolicyIssue
 from edge.auth import AuthStore, LoginLimiter, Principal, Role
 from edge.web.facade import SiteFacade
 from edge.web.openapi import build_openapi
@@ -116,11 +116,13 @@ SITE = web.AppKey("site", SiteFacade)
 AUTH = web.AppKey("auth", AuthStore)
 LIMITER = web.AppKey("limiter", LoginLimiter)
 CONFIG = web.AppKey("config", WebConfig)
-ROUTE_OF = web.AppKey("route_of", dict)
-STREAMS = web.AppKey("streams", set)
+ROUTE_OF: web.AppKey[dict[Any, Route]] = web.AppKey("route_of", dict)
+STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("streams", set)
 OPENAPI = web.AppKey("openapi", dict)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
+# Bodies whose schema errors answer 422 with *every* problem listed (not 400, first only).
+SHAPE_AS_POLICY_ERROR = frozenset({"Policy"})
 _VALIDATOR_ROOT = {"components": {"schemas": SCHEMAS}}
 
 
@@ -149,7 +151,11 @@ async def _errors(request: web.Request, handler: Callable[..., Awaitable[Any]]) 
     except web.HTTPException as exc:
         if not request.path.startswith(API_PREFIX) or exc.status < 400:
             raise
-        response = _error_body(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason, None)
+        code = "no_such_endpoint" if exc.status == 404 else exc.reason.lower().replace(" ", "_")
+        message = f"{exc.reason}: {request.method} {request.path}"
+        response = _error_body(exc.status, code, message, None)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
     except PolicyError as err:
         issues = [i.as_dict() for i in err.issues]
         first = err.issues[0].field if err.issues else None
@@ -242,14 +248,40 @@ async def _read_body(request: web.Request, route: Route) -> Any:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {err}") from err
+    if route.body in SHAPE_AS_POLICY_ERROR:
+        # The policy's schema errors come back as one 422 listing them all, like the
+        # facade's semantic ones; the facade then only ever sees well-shaped documents.
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_body", "the body must be a JSON object")
+        issues = [_issue(e) for e in _VALIDATORS[route.body].iter_errors(body)]
+        if issues:
+            raise PolicyError(f"the policy has {len(issues)} problem(s)", issues)
+        return body
     errors = sorted(_VALIDATORS[route.body].iter_errors(body), key=lambda e: list(e.path))
     if errors:
-        raise ApiError(400, "invalid_body", errors[0].message, _field(errors[0]))
+        raise ApiError(400, "invalid_body", _message(errors[0]), _field(errors[0]))
     return body
 
 
-def _field(err: ValidationError) -> str | None:
+def _message(err: ValidationError) -> str:
+    """What rule failed, naming the rule's limit but never quoting the value (a PIN?)."""
+    where = _field(err) or "the body"
+    limit = json.dumps(err.validator_value, default=str)
+    if len(limit) > 120:
+        limit = limit[:117] + "..."
+    return f"{where} does not meet the schema rule {err.validator}: {limit}"
+
+
+def _issue(err: ValidationError) -> PolicyIssue:
     path = [str(p) for p in err.absolute_path]
+    entity = "/".join(path[:2]) or "document"
+    field = _field(err, skip=2) or "-"
+    # The schema's own message may quote the offending value: it could be a PIN.
+    return PolicyIssue(entity, field, f"fails the schema rule '{err.validator}'")
+
+
+def _field(err: ValidationError, skip: int = 0) -> str | None:
+    path = [str(p) for p in err.absolute_path][skip:]
     if err.validator == "required" and isinstance(err.instance, dict):
         missing = [k for k in err.validator_value if k not in err.instance]
         path += missing[:1]
@@ -280,14 +312,14 @@ def _parse_param(param: Param, raw: str) -> Any:
         return raw.lower() in {"true", "1"}
     if param.fmt == "date-time":
         try:
-            value = datetime.fromisoformat(raw)
+            moment = datetime.fromisoformat(raw)
         except ValueError:
             raise ApiError(
                 400, "bad_query", f"{param.name} must be an ISO 8601 time", param.name
             ) from None
-        if value.tzinfo is None:
+        if moment.tzinfo is None:
             raise ApiError(400, "bad_query", f"{param.name} needs a UTC offset", param.name)
-        return value
+        return moment
     return raw
 
 
@@ -331,7 +363,6 @@ def make_app(
         aio_route = app.router.add_route(row.method, row.url, _wrap(row, fn), name=row.op)
         route_of[aio_route] = row
     app[ROUTE_OF] = route_of
-    app.router.add_route("*", API_PREFIX + "/{tail:.*}", _api_not_found)
     root = static_dir or STATIC_DIR
     app.router.add_get("/", _index(root))
     app.router.add_static("/static/", root, follow_symlinks=False, append_version=False)
@@ -352,7 +383,7 @@ def _wrap(route: Route, fn: Handler) -> Callable[[web.Request], Awaitable[web.St
             query={
                 q.name: _parse_param(q, request.query[q.name])
                 for q in route.query
-                if q.name in request.query and request.query[q.name] != ""
+                if q.name in request.query
             },
         )
         result = await fn(call)
@@ -370,10 +401,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-async def _api_not_found(request: web.Request) -> web.StreamResponse:
-    raise ApiError(404, "no_such_endpoint", f"no endpoint {request.method} {request.path}")
-
-
 def _index(root: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def index(request: web.Request) -> web.StreamResponse:
         del request
@@ -383,7 +410,8 @@ def _index(root: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def _close_streams(app: web.Application) -> None:
-    for task in list(app[STREAMS]):
+    tasks: set[asyncio.Task[Any]] = app[STREAMS]
+    for task in tuple(tasks):
         task.cancel()
 
 

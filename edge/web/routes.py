@@ -8,10 +8,12 @@ security tests walk it to prove every endpoint refuses no auth and the wrong rol
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from doorkeep import policydoc
 from edge.auth import Role
 
 API_PREFIX = "/api/v1"
@@ -476,6 +478,30 @@ _ID = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-
 _OBJ: dict[str, Any] = {"type": "object"}
 
 
+def _policy_schemas() -> dict[str, dict[str, Any]]:
+    """The policy document's own JSON Schema, its $defs lifted into components."""
+    doc = copy.deepcopy(policydoc.schema())
+    defs = doc.pop("$defs", {})
+    doc.pop("$schema", None)
+    doc.pop("$id", None)
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: (
+                    v.replace("#/$defs/", "#/components/schemas/Policy_")
+                    if k == "$ref" and isinstance(v, str)
+                    else rewrite(v)
+                )
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    return {"Policy": rewrite(doc)} | {f"Policy_{k}": rewrite(v) for k, v in defs.items()}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -673,11 +699,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "properties": {"note": {"type": "string", "maxLength": 1000}},
     },
-    "Policy": {
-        "type": "object",
-        "required": ["format"],
-        "properties": {"format": {"const": "doorkeep.policy/1"}},
-    },
     "PolicyApplied": {
         "type": "object",
         "required": ["version"],
@@ -715,6 +736,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "properties": {"timeout_s": {"type": "number", "minimum": 0.1, "maximum": 120}},
     },
+    **_policy_schemas(),
     "SyncStatus": {
         "type": "object",
         "required": ["enrolled"],

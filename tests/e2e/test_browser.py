@@ -141,7 +141,7 @@ def test_logs_export_as_csv_and_xlsx(page: Page, gateway: Gateway, tmp_path: Pat
         page.locator("#export-csv").click()
     download = info.value
     assert download.suggested_filename.endswith(".csv")
-    text = open(download.path(), encoding="utf-8").read()
+    text = Path(download.path()).read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["result"] for r in rows] == ["failed", "success"]
     assert rows[0]["reason"] == "no_access"
