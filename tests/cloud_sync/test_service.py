@@ -287,3 +287,21 @@ async def test_client_survives_an_edge_that_fails_to_apply(server: Server, admin
         await edge.wait_version(1)
     assert failures == []
     assert edge.version() == 1
+
+
+async def test_site_and_admin_credentials_do_not_cross(server: Server, admin: Admin) -> None:
+    made = await admin.call("POST", "/sites", {"id": "s1"}, status=201)
+    site = await enroll(server.url, made["enrollment_code"])
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {site.token}"}) as http:
+        async with http.get(server.url + "/api/v1/sites") as resp:
+            assert resp.status == 401  # a site cannot read other sites
+        async with http.post(
+            server.url + "/api/v1/sync/events", json={"epoch": "e", "events": []}
+        ) as resp:
+            assert resp.status == 200
+    admin_token = admin.http.headers["Authorization"]
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": admin_token}) as http,
+        http.get(server.url + "/api/v1/sync/bundle") as resp,
+    ):
+        assert resp.status == 401  # an admin token is no site credential
