@@ -120,7 +120,9 @@ def _site_toml(baud: int, boards: int, *, loaded: bool) -> str:
         f'[[bus]]\nid = "b"\nport = "sim"\nbaudrate = {baud}\ntimeout_ms = 300\nretries = 2',
     ]
     for a in range(1, boards + 1):
-        lines.append(f'[[board]]\nid = "r{a}"\ntype = "waveshare-rtu-relay-8d"\nbus = "b"\naddress = {a}')
+        lines.append(
+            f'[[board]]\nid = "r{a}"\ntype = "waveshare-rtu-relay-8d"\nbus = "b"\naddress = {a}'
+        )
         wiring = f'contact = "r{a}:in1"\nexit_button = "r{a}:in2"\n' if loaded else ""
         lines.append(
             f'[[door]]\nid = "d{a}"\nname = "Door {a}"\nrelay = "r{a}:1"\npulse_ms = 300\n{wiring}'
@@ -135,16 +137,24 @@ POLICY = {
     "buildings": [{"id": "B"}],
     "people": [{"id": "p", "kind": "staff", "groups": ["g"]}],
     "credentials": [{"id": "c", "person": "p", "kind": "pin", "value": "2580"}],
-    "groups": [{"id": "g", "building_default": "B", "doors": [],
-                "schedule": {"repeat": "daily", "start": "00:00", "end": "23:59:59"}}],
+    "groups": [
+        {
+            "id": "g",
+            "building_default": "B",
+            "doors": [],
+            "schedule": {"repeat": "daily", "start": "00:00", "end": "23:59:59"},
+        }
+    ],
 }
 
 
-async def presentation_scenario(baud: int, boards: int, samples: int, *, loaded: bool) -> dict[str, float]:
-    import copy  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
+async def presentation_scenario(
+    baud: int, boards: int, samples: int, *, loaded: bool
+) -> dict[str, float]:
+    import copy
+    import tempfile
 
-    from edge.service import Site  # noqa: PLC0415
+    from edge.service import Site
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "site.toml").write_text(_site_toml(baud, boards, loaded=loaded))
@@ -174,9 +184,17 @@ async def presentation_scenario(baud: int, boards: int, samples: int, *, loaded:
     exchange = (2 * rtu.frame_time(8, baud) + rtu.t35(baud)) * 1000
     bound = (2 * rtu.frame_time(8, baud) + 2 * rtu.t35(baud)) * 1000
     p50, p99 = pct(latencies, 50), pct(latencies, 99)
-    return {"baud": baud, "loaded": loaded, "exchange_ms": exchange, "bound_ms": bound,
-            "p50_ms": p50, "p99_ms": p99, "max_ms": max(latencies),
-            "overhead_p99_ms": p99 - exchange, "ratio_p99": p99 / bound}
+    return {
+        "baud": baud,
+        "loaded": loaded,
+        "exchange_ms": exchange,
+        "bound_ms": bound,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "max_ms": max(latencies),
+        "overhead_p99_ms": p99 - exchange,
+        "ratio_p99": p99 / bound,
+    }
 
 
 async def main() -> None:
@@ -216,12 +234,16 @@ async def print_presentation(args: argparse.Namespace) -> None:
         for loaded in (False, True)
     ]
     print("Presentation -> decision -> relay acknowledged (Site.present):")
-    print("| baud | load | lower bound ms | p50 ms | p99 ms | max ms | overhead p99 ms | p99 / bound |")
+    print(
+        "| baud | load | lower bound ms | p50 ms | p99 ms | max ms | overhead p99 ms | p99 / bound |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         load = f"{args.boards} boards polled at {POLL_HZ} Hz" if r["loaded"] else "idle"
-        print(f"| {r['baud']} | {load} | {r['bound_ms']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-              f"| {r['max_ms']:.1f} | {r['overhead_p99_ms']:.2f} | {r['ratio_p99']:.2f} |")
+        print(
+            f"| {r['baud']} | {load} | {r['bound_ms']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {r['max_ms']:.1f} | {r['overhead_p99_ms']:.2f} | {r['ratio_p99']:.2f} |"
+        )
     print()
 
 

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -251,7 +251,8 @@ def bench_sqlite(
 def bench_casbin(
     doc: dict[str, Any], items: list[Presentation], doors: dict[str, str]
 ) -> tuple[dict[str, Any], list[bool], float]:
-    import casbin  # noqa: PLC0415
+    import casbin
+
     from doorkeep.policydoc import credential_hmac
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -304,7 +305,7 @@ asyncio.run(main())
 
 
 async def prepare_store(doc: dict[str, Any], db: Path) -> None:
-    from edge.store import EdgeStore  # noqa: PLC0415
+    from edge.store import EdgeStore
 
     async with EdgeStore.open(db, site_id="bench") as store:
         await store.apply_policy_change(
@@ -354,7 +355,7 @@ def main() -> None:
             [sys.executable, "-c", script], capture_output=True, text=True, check=True
         )
         cold = json.loads(out.stdout.strip().splitlines()[-1])
-    cas, cas_results, cas_load = bench_casbin(doc, items[: args.peer_decisions], reader_door)
+    cas, _cas_results, cas_load = bench_casbin(doc, items[: args.peer_decisions], reader_door)
 
     agree_sql = sum(a == b for a, b in zip(ours_results, sql_results, strict=True)) / len(items)
     result = {

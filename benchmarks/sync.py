@@ -322,8 +322,10 @@ async def bench_ingest(n: int, tmp: Path, rounds: int = 5) -> dict[str, Any]:
                 raw_one.append(time.perf_counter() - t0)
         finally:
             await conn.close()
+        http_per_s = await ingest_over_http(store, rows)
     return {
         "events": per_round * rounds,
+        "http_ingest_per_s": http_per_s,
         "ingest_per_s": per_round * rounds / sum(ours),
         "copy_1000_per_s": per_round * rounds / sum(raw_1000),
         "copy_single_per_s": per_round * rounds / sum(raw_one),
@@ -332,6 +334,28 @@ async def bench_ingest(n: int, tmp: Path, rounds: int = 5) -> dict[str, Any]:
             r / o for r, o in zip(raw_one, ours, strict=True)
         ),
     }
+
+
+async def ingest_over_http(store: CloudStore, rows: list[dict[str, Any]]) -> float:
+    """Events/s through the real endpoint: aiohttp on loopback, JSON posts of 1000 rows."""
+    runner = web.AppRunner(make_app(store))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        token = (await store.enroll(await store.add_site("h")))["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            t0 = time.perf_counter()
+            for i in range(0, len(rows), 1000):
+                body = {"epoch": "http", "events": rows[i : i + 1000]}
+                async with http.post(f"http://127.0.0.1:{port}/api/v1/sync/events", json=body) as r:
+                    answer = await r.json()
+            elapsed = time.perf_counter() - t0
+        assert answer["watermark"] == len(rows)
+    finally:
+        await runner.cleanup()
+    return len(rows) / elapsed
 
 
 def rss_kb(pid: int) -> int:
@@ -449,7 +473,8 @@ async def main() -> None:
                 f"ingest {r['events']} events into PostgreSQL: {r['ingest_per_s']:.0f}/s; "
                 f"raw COPY in batches of 1000 {r['copy_1000_per_s']:.0f}/s "
                 f"(ratio {r['ratio_vs_copy_1000']:.2f}); one COPY "
-                f"{r['copy_single_per_s']:.0f}/s (ratio {r['ratio_vs_copy_single']:.2f})"
+                f"{r['copy_single_per_s']:.0f}/s (ratio {r['ratio_vs_copy_single']:.2f}); "
+                f"through the HTTP endpoint {r['http_ingest_per_s']:.0f}/s"
             )
         if "fanout" in only:
             results["fanout"] = r = await bench_fanout(args.sites, tmp)

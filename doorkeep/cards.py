@@ -7,11 +7,11 @@ reader sends. All of them are reduced to one canonical form, upper-case hexadeci
 without leading zeros, before anything is hashed or compared. The rule, in order:
 
 1. ``0x…`` or ``hex:…`` is hexadecimal; ``dec:…`` is decimal.
-2. ``FC,CN`` or ``FC:CN`` (two decimal numbers) is a Wiegand 26 facility code (0–255) and
-   card number (0–65535): the value is ``FC << 16 | CN``.
+2. ``FC,CN`` or ``FC:CN`` (two decimal numbers) is a Wiegand 26 facility code (0-255) and
+   card number (0-65535): the value is ``FC << 16 | CN``.
 3. ``w26:<bits>``, ``w34:<bits>``, ``w37:<bits>`` are raw Wiegand frames: parity is
    checked, then the data bits between the parity bits are the value.
-4. A value with a letter a–f is hexadecimal (case does not matter).
+4. A value with a letter a-f is hexadecimal (case does not matter).
 5. A value of exactly 8 digits is hexadecimal (the UID form of enrolment screens);
    any other all-digit value is decimal.
 

@@ -238,7 +238,7 @@ class _Checker:
         doors: Collection[str] | None,
         secret: bytes | None,
         known: Mapping[str, Any] | None = None,
-    ):
+    ) -> None:
         self.doc = doc
         self.known = doc if known is None else known  # ids that references may name
         self.doors = set(doors) if doors is not None else None

@@ -327,9 +327,8 @@ def cmd_boards(args: argparse.Namespace) -> int:
         return 0
     print(f"{'type':28} {'relays':>6} {'inputs':>6}  {'transport':10} description")
     for row in rows:
-        print(
-            f"{row['name']:28} {row['relays']:>6} {row['inputs']:>6}  {row['transport']:10} {row['description']}"
-        )
+        counts = f"{row['relays']:>6} {row['inputs']:>6}"
+        print(f"{row['name']:28} {counts}  {row['transport']:10} {row['description']}")
     return 0
 
 
@@ -361,9 +360,8 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
             return await hw.relay_test(board, int(channel), args.ms)
 
     ok = asyncio.run(run())
-    print(
-        f"relay {args.target}: {'pulsed for ' + str(args.ms) + ' ms' if ok else 'board did not answer'}"
-    )
+    outcome = f"pulsed for {args.ms} ms" if ok else "board did not answer"
+    print(f"relay {args.target}: {outcome}")
     return 0 if ok else 1
 
 

@@ -98,7 +98,11 @@ async def serve_site(
     ssl_context = None
     fingerprint = None
     if config.web.tls:
-        from edge.tls import ensure_certificate, fingerprint as fp, server_context  # noqa: PLC0415
+        from edge.tls import (  # noqa: PLC0415 - only TLS sites need it
+            ensure_certificate,
+            server_context,
+        )
+        from edge.tls import fingerprint as fp  # noqa: PLC0415
 
         cert, key = ensure_certificate(
             config.site.data_dir, hostname=f"doorkeep-{site.site_id}.local"
@@ -138,21 +142,21 @@ async def run_daemon(
     async with (
         Site.open(config) as site,
         serve_site(site, host=config.web.host, port=config.web.port, print_fn=print_fn) as runner,
+        contextlib.AsyncExitStack() as stack,
     ):
-        async with contextlib.AsyncExitStack() as stack:
-            await _start_optional(site, stack, runner, print_fn)
-            async with asyncio.TaskGroup() as tg:
-                tasks = [
-                    tg.create_task(_policy_watcher(site), name="policy-watcher"),
-                    tg.create_task(_hold_open(site), name="hold-open"),
-                    tg.create_task(_retention(site), name="retention"),
-                    tg.create_task(_watchdog(), name="watchdog"),
-                ]
-                sd_notify("READY=1")
-                await stop.wait()
-                sd_notify("STOPPING=1")
-                for task in tasks:
-                    task.cancel()
+        await _start_optional(site, stack, runner, print_fn)
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(_policy_watcher(site), name="policy-watcher"),
+                tg.create_task(_hold_open(site), name="hold-open"),
+                tg.create_task(_retention(site), name="retention"),
+                tg.create_task(_watchdog(), name="watchdog"),
+            ]
+            sd_notify("READY=1")
+            await stop.wait()
+            sd_notify("STOPPING=1")
+            for task in tasks:
+                task.cancel()
 
 
 async def _start_optional(

@@ -466,4 +466,5 @@ class NullHardware(Hardware):
         raise DeviceError(f"bus {bus_id}: the hardware is not open in this process")
 
     async def relay_test(self, board_id: str, channel: int, ms: int) -> bool:
+        del channel, ms
         raise DeviceError(f"board {board_id}: the hardware is not open in this process")

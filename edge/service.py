@@ -29,8 +29,8 @@ from doorkeep.errors import Conflict, NotFound, PolicyError, PolicyIssue
 from edge.config import SiteConfig, load_site_config, write_site_toml
 from edge.decide import Decision, Presentation, SiteState, decide
 from edge.hardware import Hardware, NullHardware
-from edge.schedule import Instant, Schedule
 from edge.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec, build_snapshot
+from edge.schedule import Instant, Schedule
 from edge.store import AuditEntry, EdgeStore
 
 log = logging.getLogger(__name__)
@@ -452,7 +452,7 @@ class Site:
         """unlock | lock (end an emergency unlock) | lockdown | clear (end both)."""
         if action not in ("unlock", "lock", "lockdown", "clear"):
             raise ValueError("action must be one of unlock, lock, lockdown, clear")
-        group = doors if doors else policydoc.settings_of(self._doc)["emergency"]["doors"]
+        group = doors or policydoc.settings_of(self._doc)["emergency"]["doors"]
         for door_id in group:
             self._known_door(door_id)
         if action == "unlock" and not group:

@@ -101,7 +101,7 @@ class Daemon:
 
     async def start(self) -> None:
         env = {**os.environ, "DOORKEEP_MDNS": "0"}
-        self.proc = subprocess.Popen(  # noqa: ASYNC220 - a daemon we talk to over HTTP
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "edge.cli", "run", "-c", str(self.site_dir / "site.toml")],
             cwd=ROOT,
             env=env,
@@ -178,9 +178,10 @@ async def test_every_event_arrives_exactly_once_across_outage_kills_and_lost_ans
 
         async def cloud_has_all() -> bool:
             rows = await cloud.events("test", limit=10_000)
-            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
-                async with http.get(f"http://127.0.0.1:{port}/api/v1/events?limit=1") as r:
-                    newest = (await r.json())["items"][0]["seq"]
+            headers = {"Authorization": f"Bearer {token}"}
+            url = f"http://127.0.0.1:{port}/api/v1/events?limit=1"
+            async with aiohttp.ClientSession(headers=headers) as http, http.get(url) as r:
+                newest = (await r.json())["items"][0]["seq"]
             return len(rows) == newest
 
         for _ in range(300):

@@ -133,7 +133,7 @@ def test_decide_with_a_malformed_presentation_exits_1_with_the_reason(site, caps
 
 
 async def _present(config: Path) -> None:
-    from edge.service import Site  # noqa: PLC0415
+    from edge.service import Site
 
     async with Site.open(config, with_hardware=False) as running:
         await running.present("gate-in", "pin", "4242")
@@ -141,7 +141,7 @@ async def _present(config: Path) -> None:
 
 
 def test_events_export_as_json_csv_and_xlsx(site, tmp_path, capsys):
-    import asyncio  # noqa: PLC0415
+    import asyncio
 
     run(capsys, "policy", "apply", write_policy(tmp_path, POLICY))
     asyncio.run(_present(site / "site.toml"))

@@ -113,7 +113,7 @@ async def test_a_cloud_owned_policy_refuses_local_edits_with_a_clear_message(sit
 
 async def test_at_is_accepted_only_on_simulation_sites_and_needs_an_offset(site: Site):
     with pytest.raises(ValueError, match="UTC offset"):
-        await site.present("gate-in", "pin", "2580", at=datetime(2026, 11, 17, 12))  # noqa: DTZ001
+        await site.present("gate-in", "pin", "2580", at=datetime(2026, 11, 17, 12))
     result = await site.present(
         "gate-in", "pin", "2580", at=datetime.fromisoformat("2026-11-17T12:00:00+01:00")
     )
