@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from doorkeep import policydoc
 from doorkeep.errors import ConfigError
 
 __all__ = [
@@ -53,20 +54,7 @@ __all__ = [
 ]
 
 #: Credential kinds a door may accept (``methods``); ``remote`` is an operator's unlock.
-CREDENTIAL_METHODS: Final[tuple[str, ...]] = (
-    "pin",
-    "rf_card",
-    "uhf_card",
-    "license_plate",
-    "face",
-    "fingerprint",
-    "id_card_qr",
-    "qr",
-    "nfc",
-    "ble",
-    "remote",
-    "temp_key",
-)
+CREDENTIAL_METHODS: Final[tuple[str, ...]] = (*policydoc.CREDENTIAL_KINDS, "remote", "temp_key")
 READER_TYPES: Final = ("sim", "osdp", "serial", "mqtt", "http")
 DOOR_KINDS: Final = ("door", "amenity", "lift")
 FAIL_MODES: Final = ("secure", "safe")
