@@ -659,12 +659,18 @@ class EdgeStore:
 
         def chunk(conn: sqlite3.Connection, so_far: int) -> tuple[int, bool]:
             head, _ = self._head(conn)
-            young = conn.execute("SELECT min(seq) FROM events WHERE ts >= ?", (cutoff,))
-            first_young = young.fetchone()[0]
-            last = head if first_young is None else first_young - 1
+            anchor = int(self._get_meta(conn, "anchor_seq", "0") or 0)
+            last = head
             if only_acknowledged:
                 last = min(last, int(self._get_meta(conn, "acknowledged", "0") or 0))
-            anchor = int(self._get_meta(conn, "anchor_seq", "0") or 0)
+            # Look only inside the next chunk, by primary key: a "min(seq) WHERE ts >= ?"
+            # over the whole log would scan every young row, once per chunk.
+            young = conn.execute(
+                "SELECT min(seq) FROM events WHERE seq > ? AND seq <= ? AND +ts >= ?",
+                (anchor, anchor + PRUNE_CHUNK, cutoff),
+            ).fetchone()[0]
+            if young is not None:
+                last = min(last, young - 1)
             end = min(last, anchor + PRUNE_CHUNK)
             count = 0
             if end > anchor:
