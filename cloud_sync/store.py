@@ -966,25 +966,29 @@ class CloudStore:
                 else:
                     watermark = await self._walk(conn, site_id, epoch, watermark)
                 max_seq = max(max_seq, *batch)
-            await conn.execute(
+            mark_update = (
                 sa.update(epochs)
                 .where(epochs.c.site_id == site_id, epochs.c.epoch == epoch)
                 .values(watermark=watermark, max_seq=max_seq, last_seen=now)
             )
-            site = (
-                await conn.execute(
-                    sa.update(sites)
-                    .where(sites.c.id == site_id)
-                    .values(last_contact=now)
-                    .returning(sites.c.resend_from)
+            # A resend request is answered once the watermark has passed it.
+            site_update = (
+                sa.update(sites)
+                .where(sites.c.id == site_id)
+                .values(
+                    last_contact=now,
+                    resend_from=sa.case(
+                        (sites.c.resend_from <= watermark, sa.null()), else_=sites.c.resend_from
+                    ),
                 )
-            ).one()
-            resend = site.resend_from
-            if resend is not None and watermark >= resend:
-                resend = None
-                await conn.execute(
-                    sa.update(sites).where(sites.c.id == site_id).values(resend_from=None)
-                )
+                .returning(sites.c.resend_from)
+            )
+            if self.is_pg:
+                # One round trip: the epoch update rides along as a data-modifying CTE.
+                site_update = site_update.add_cte(mark_update.cte("mark"))
+            else:
+                await conn.execute(mark_update)
+            resend = (await conn.execute(site_update)).one().resend_from
         return IngestResult(watermark, len(fresh), duplicates, conflicts, resend)
 
     async def _insert_events(self, conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
