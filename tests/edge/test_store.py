@@ -226,11 +226,16 @@ async def test_loop_lag_stays_small_under_a_write_burst(store: EdgeStore) -> Non
 
     async with asyncio.TaskGroup() as tg:
         tg.create_task(probe(), name="lag-probe")
-        await asyncio.gather(
-            *(store.record_event(access(i), memory_rows={f"k{i}": i}) for i in range(1000))
-        )
+        for wave in range(20):  # waves of 50 concurrent reads: a very busy site
+            await asyncio.gather(
+                *(
+                    store.record_event(access(i), memory_rows={f"k{i}": i})
+                    for i in range(wave * 50, wave * 50 + 50)
+                )
+            )
         stop.set()
-    # Each fsync takes milliseconds; a loop that waited for them would lag far longer.
+    # A probe, not a proof (the test above is the deterministic one): it catches a
+    # regression that does slow work on the loop. Loose bound for shared CI machines.
     assert max(lags) < 0.5
     assert (await store.verify_chain()).checked == 1000
 
