@@ -309,6 +309,16 @@ class EdgeStore:
 
         return self._read_sync(work)
 
+    def policy_header(self) -> tuple[int, str]:
+        """The committed (version, digest): one quick read, so a daemon can notice that
+        another process (``doorkeep policy apply``) changed the policy."""
+
+        def work(conn: sqlite3.Connection) -> tuple[int, str]:
+            version = int(self._get_meta(conn, "policy_version", "0") or 0)
+            return version, self._get_meta(conn, "policy_digest", "") or ""
+
+        return self._read_sync(work)
+
     async def apply_policy_change(
         self,
         *,

@@ -458,6 +458,7 @@ async def test_policy_changes_apply_atomically_with_their_audit(db_path: Path) -
     async with EdgeStore.open(db_path, site_id="demo") as store:
         state = store.load_policy()
         assert (state.version, state.digest, state.owner) == (2, "d2", "cloud")
+        assert store.policy_header() == (2, "d2")
         assert state.doc["settings"] == {"pin_mode": "apt_pin"}
         assert [p["id"] for p in state.doc["people"]] == ["p-judy", "p-cathy"]
         assert state.doc["holidays"] == []
