@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -164,12 +166,63 @@ def _site_id(request: web.Request) -> str:
 # ------------------------------------------------------------------ sync endpoints
 
 
+class FailureLimiter:
+    """Counts failures per key in a sliding window; a key over the limit is refused.
+
+    Enrollment codes are short enough to type, so guessing must be slow: per address,
+    ``ENROLL_FAILURES`` wrong codes per ``ENROLL_WINDOW_S``. (Per worker process; behind
+    a load balancer the limit multiplies by the number of workers, still far from 2**40.)
+    """
+
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str) -> deque[float]:
+        times = self._failures.get(key, deque())
+        cutoff = self.clock() - self.window_s
+        while times and times[0] < cutoff:
+            times.popleft()
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def blocked(self, key: str) -> bool:
+        """Whether ``key`` has used up its failures in the window."""
+        return len(self._recent(key)) >= self.limit
+
+    def failed(self, key: str) -> None:
+        """Record one failure of ``key``."""
+        times = self._recent(key)
+        times.append(self.clock())
+        self._failures[key] = times
+
+
+ENROLL_FAILURES = 10
+ENROLL_WINDOW_S = 60.0
+LIMITER: web.AppKey[FailureLimiter] = web.AppKey("enroll_limiter", FailureLimiter)
+
+
 async def enroll_handler(request: web.Request) -> web.Response:
+    limiter = request.app[LIMITER]
+    who = request.remote or "?"
+    if limiter.blocked(who):
+        return _error(429, "too_many_attempts", "too many wrong enrollment codes; wait a minute")
     body = await _json(request)
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str):
         return _error(400, "bad_request", 'send {"code": "<enrollment code>"}', "code")
-    return web.json_response(await request.app[STORE].enroll(code))
+    try:
+        return web.json_response(await request.app[STORE].enroll(code))
+    except AuthError:
+        limiter.failed(who)
+        raise
 
 
 async def bundle_handler(request: web.Request) -> web.Response:
@@ -543,6 +596,7 @@ def make_app(store: CloudStore, *, middlewares: Iterable[Any] = ()) -> web.Appli
         middlewares=[_errors, _auth_middleware(table), *middlewares], client_max_size=MAX_BODY
     )
     app[STORE] = store
+    app[LIMITER] = FailureLimiter(ENROLL_FAILURES, ENROLL_WINDOW_S)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloud_sync import client as client_mod
+from cloud_sync import service as service_mod
 from cloud_sync.bundle import VerifiedBundle
 from cloud_sync.client import Enrollment, SyncClient, enroll
 from cloud_sync.store import CloudStore, metadata
@@ -305,3 +307,26 @@ async def test_site_and_admin_credentials_do_not_cross(server: Server, admin: Ad
         http.get(server.url + "/api/v1/sync/bundle") as resp,
     ):
         assert resp.status == 401  # an admin token is no site credential
+
+
+async def test_guessing_enrollment_codes_is_throttled(server: Server, admin: Admin) -> None:
+    made = await admin.call("POST", "/sites", {"id": "s1"}, status=201)
+    async with aiohttp.ClientSession() as http:
+        statuses = []
+        for i in range(service_mod.ENROLL_FAILURES + 1):
+            async with http.post(
+                server.url + "/api/v1/enroll", json={"code": f"WRONG-{i:05d}"}
+            ) as resp:
+                statuses.append(resp.status)
+        async with http.post(
+            server.url + "/api/v1/enroll", json={"code": made["enrollment_code"]}
+        ) as resp:
+            statuses.append(resp.status)
+            body = await resp.json()
+    assert statuses == [401] * service_mod.ENROLL_FAILURES + [429, 429]
+    assert body["error"]["code"] == "too_many_attempts"
+    # a minute later the right code works: the refused attempt did not spend it
+    assert server.runner is not None
+    limiter = server.runner.app[service_mod.LIMITER]
+    limiter.clock = lambda: time.monotonic() + service_mod.ENROLL_WINDOW_S + 1
+    assert (await enroll(server.url, made["enrollment_code"])).site_id == "s1"
