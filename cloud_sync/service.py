@@ -20,6 +20,7 @@ and the OpenAPI document.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -445,12 +446,32 @@ async def site_events(request: web.Request) -> web.Response:
         limit = min(max(int(q.get("limit", "100")), 1), 1000)
     except ValueError:
         return _error(400, "bad_request", "limit must be an integer", "limit")
+    before = None
+    if q.get("cursor"):
+        try:
+            at_ts, epoch, seq = json.loads(base64.urlsafe_b64decode(q["cursor"]))
+            before = (float(at_ts), str(epoch), int(seq))
+        except (ValueError, TypeError) as err:
+            return _error(400, "bad_request", f"cursor is not one this API gave: {err}", "cursor")
     site = _site_id(request)
     await request.app[STORE].site_status(site)  # 404 for an unknown site
     rows = await request.app[STORE].events(
-        site, since=q.get("since"), until=q.get("until"), type_=q.get("type"), limit=limit
+        site,
+        since=q.get("since"),
+        until=q.get("until"),
+        type_=q.get("type"),
+        limit=limit,
+        before=before,
     )
-    return web.json_response(rows)
+    headers = {}
+    for row in rows:
+        cursor = row.pop("_cursor")
+    if len(rows) == limit:
+        # The last row's position: pass it as ?cursor= for the next (older) page.
+        headers["Doorkeep-Next-Cursor"] = base64.urlsafe_b64encode(
+            json.dumps(cursor).encode()
+        ).decode()
+    return web.json_response(rows, headers=headers)
 
 
 async def openapi_handler(_request: web.Request) -> web.Response:

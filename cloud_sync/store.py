@@ -130,6 +130,9 @@ events = sa.Table(
     sa.Column("type", sa.String(16)),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
+    # `at` as POSIX seconds: event times carry their site's offset, which changes at DST,
+    # so only this column sorts and filters correctly (added by migration 3).
+    sa.Column("at_ts", sa.Float),
 )
 
 alarms = sa.Table(
@@ -168,9 +171,58 @@ async def _m2_indexes(conn: AsyncConnection) -> None:
     )
 
 
+def event_ts(at: Any) -> float | None:
+    """POSIX seconds of an event's ISO time (no offset: read as UTC); None if unreadable."""
+    if not isinstance(at, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+async def _m3_event_time(conn: AsyncConnection) -> None:
+    # Databases made by migration 1 before this column existed lack it; newer ones have it.
+    columns = await conn.run_sync(
+        lambda c: {col["name"] for col in sa.inspect(c).get_columns("events")}
+    )
+    if "at_ts" not in columns:
+        await conn.execute(sa.text("ALTER TABLE events ADD COLUMN at_ts DOUBLE PRECISION"))
+    rows = (
+        await conn.execute(
+            sa.select(events.c.site_id, events.c.epoch, events.c.seq, events.c.at).where(
+                events.c.at_ts.is_(None)
+            )
+        )
+    ).all()
+    for row in rows:
+        await conn.execute(
+            sa.update(events)
+            .where(
+                events.c.site_id == row.site_id,
+                events.c.epoch == row.epoch,
+                events.c.seq == row.seq,
+            )
+            .values(at_ts=event_ts(row.at))
+        )
+    await conn.execute(sa.text("DROP INDEX IF EXISTS events_site_at"))
+    await conn.execute(
+        sa.text("CREATE INDEX IF NOT EXISTS events_site_ts ON events (site_id, at_ts)")
+    )
+
+
 #: Ordered schema migrations; the store applies those above the recorded version, each in
 #: its own transaction (PostgreSQL: under an advisory lock, so workers may start together).
-MIGRATIONS: tuple[Callable[[AsyncConnection], Awaitable[None]], ...] = (_m1_initial, _m2_indexes)
+#: Migration 1 creates the tables as this module declares them; later ones bring older
+#: databases up to the same shape and must be idempotent on a fresh one.
+MIGRATIONS: tuple[Callable[[AsyncConnection], Awaitable[None]], ...] = (
+    _m1_initial,
+    _m2_indexes,
+    _m3_event_time,
+)
 
 
 def _token_hash(token: str) -> str:
@@ -952,8 +1004,9 @@ class CloudStore:
                         )
                     continue
                 body = _encode(raw)
+                at = raw.get("at")
                 fresh.append(
-                    (site_id, epoch, seq, digest, raw.get("at"), raw.get("type"), body, now)
+                    (site_id, epoch, seq, digest, at, raw.get("type"), body, now, event_ts(at))
                 )
             if fresh:
                 await self._insert_events(conn, fresh)
@@ -1067,24 +1120,38 @@ class CloudStore:
         until: str | None = None,
         type_: str | None = None,
         limit: int = 100,
+        before: tuple[float, str, int] | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored events of a site, newest first (by event time, then sequence)."""
-        query = sa.select(events.c.epoch, events.c.seq, events.c.body).where(
+        """Stored events of a site, newest first (by event time, then epoch and sequence).
+
+        ``since``/``until``: ISO times (with offset; none means UTC). ``before``: the
+        ``(at_ts, epoch, seq)`` of the last event of the previous page.
+        """
+        query = sa.select(events.c.epoch, events.c.seq, events.c.body, events.c.at_ts).where(
             events.c.site_id == site_id
         )
-        if since:
-            query = query.where(events.c.at >= since)
-        if until:
-            query = query.where(events.c.at <= until)
+        for bound, op in ((since, "ge"), (until, "le")):
+            if bound:
+                ts = event_ts(bound)
+                if ts is None:
+                    raise SyncError(f"{bound!r} is not an ISO 8601 time")
+                query = query.where(events.c.at_ts >= ts if op == "ge" else events.c.at_ts <= ts)
         if type_:
             query = query.where(events.c.type == type_)
-        query = query.order_by(events.c.at.desc(), events.c.seq.desc()).limit(limit)
+        if before is not None:
+            query = query.where(
+                sa.tuple_(events.c.at_ts, events.c.epoch, events.c.seq) < sa.tuple_(*before)
+            )
+        query = query.order_by(
+            events.c.at_ts.desc(), events.c.epoch.desc(), events.c.seq.desc()
+        ).limit(limit)
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         out = []
         for row in rows:
             body = json.loads(row.body)
             body["epoch"] = row.epoch
+            body["_cursor"] = [row.at_ts, row.epoch, row.seq]
             out.append(body)
         return out
 

@@ -214,6 +214,11 @@ async def test_events_endpoint_acknowledges_and_lists(server: Server, admin: Adm
                 await asyncio.sleep(0.02)
     rows = await admin.call("GET", "/sites/s1/events?limit=5")
     assert [r["seq"] for r in rows] == [30, 29, 28, 27, 26]
+    async with admin.http.get(admin.url + "/api/v1/sites/s1/events?limit=5") as resp:
+        cursor = resp.headers["Doorkeep-Next-Cursor"]
+    older = await admin.call("GET", f"/sites/s1/events?limit=5&cursor={cursor}")
+    assert [r["seq"] for r in older] == [25, 24, 23, 22, 21]
+    await admin.call("GET", "/sites/s1/events?cursor=garbage", status=400)
     assert (await admin.call("GET", "/sites/s1"))["watermark"] == 30
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -109,3 +110,39 @@ async def test_serve_answers_until_cancelled(tmp_path: Path) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert (tmp_path / "keys" / "signing.key").exists()
+
+
+async def test_migration_3_brings_an_old_events_table_up_to_date(store: CloudStore) -> None:
+    await store.add_site("s1")
+    async with store.engine.begin() as conn:  # make it look like a schema-2 database
+        await conn.exec_driver_sql("DROP INDEX IF EXISTS events_site_ts")
+        await conn.exec_driver_sql("ALTER TABLE events DROP COLUMN at_ts")
+        await conn.exec_driver_sql("UPDATE schema_version SET version = 2")
+        await conn.exec_driver_sql(
+            "INSERT INTO events (site_id, epoch, seq, hash, at, type, body, received_at) "
+            "VALUES ('s1', 'e', 1, 'h', '2026-10-25T02:10:00+01:00', 'access', '{\"seq\": 1}', 0)"
+        )
+    assert await store.migrate() == len(MIGRATIONS)
+    (event,) = await store.events("s1")
+    assert event["_cursor"][0] == datetime(2026, 10, 25, 1, 10, tzinfo=UTC).timestamp()
+
+
+async def test_events_sort_by_real_time_across_dst_and_page_with_a_cursor(
+    store: CloudStore,
+) -> None:
+    await store.add_site("s1")
+    times = [
+        "2026-10-25T01:50:00+02:00",  # 23:50Z the day before
+        "2026-10-25T02:30:00+02:00",  # 00:30Z
+        "2026-10-25T02:10:00+01:00",  # 01:10Z: after the fall-back, later although it reads earlier
+        "2026-10-25T02:40:00+01:00",  # 01:40Z
+    ]
+    await store.ingest(
+        "s1", "e", [{"seq": i + 1, "at": t, "hash": f"h{i}"} for i, t in enumerate(times)]
+    )
+    first = await store.events("s1", limit=2)
+    assert [e["seq"] for e in first] == [4, 3]
+    second = await store.events("s1", limit=2, before=tuple(first[-1]["_cursor"]))
+    assert [e["seq"] for e in second] == [2, 1]
+    window = await store.events("s1", since="2026-10-25T00:00:00Z", until="2026-10-25T01:30:00Z")
+    assert [e["seq"] for e in window] == [3, 2]
