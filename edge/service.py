@@ -577,12 +577,7 @@ class Site:
     def policy_header(self) -> tuple[int, str]:
         """The (version, digest) committed in the store, which another process may have
         changed (``doorkeep policy apply`` while the daemon runs)."""
-
-        def read(conn: Any) -> tuple[int, str]:
-            version = self.store._get_meta(conn, "policy_version", "0") or "0"
-            return int(version), self.store._get_meta(conn, "policy_digest", "") or ""
-
-        return self.store._read_sync(read)  # type: ignore[no-any-return]
+        return self.store.policy_header()
 
     async def reload_policy(self) -> None:
         """Rebuild the snapshot from the store (after another process changed it)."""
