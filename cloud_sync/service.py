@@ -474,6 +474,22 @@ async def site_events(request: web.Request) -> web.Response:
     return web.json_response(rows, headers=headers)
 
 
+async def list_alarms(request: web.Request) -> web.Response:
+    site = _site_id(request)
+    await request.app[STORE].site_status(site)  # 404 for an unknown site
+    open_only = request.query.get("all") not in ("1", "true")
+    return web.json_response(await request.app[STORE].alarms(site, open_only=open_only))
+
+
+async def resolve_alarm(request: web.Request) -> web.Response:
+    try:
+        alarm_id = int(request.match_info["aid"])
+    except ValueError:
+        return _error(404, "not_found", "alarm ids are integers")
+    row = await request.app[STORE].resolve_alarm(_site_id(request), alarm_id)
+    return web.json_response(row)
+
+
 async def openapi_handler(_request: web.Request) -> web.Response:
     return web.json_response(openapi(ROUTES))
 
@@ -556,6 +572,20 @@ ROUTES: tuple[Route, ...] = (
         "admin",
         site_events,
         "The site's uploaded events, newest first",
+    ),
+    Route(
+        "GET",
+        "/api/v1/sites/{site}/alarms",
+        "admin",
+        list_alarms,
+        "The site's alarms (open ones; ?all=1 for every one)",
+    ),
+    Route(
+        "POST",
+        "/api/v1/sites/{site}/alarms/{aid}/resolve",
+        "admin",
+        resolve_alarm,
+        "Resolve one alarm",
     ),
     Route(
         "GET", "/api/v1/sites/{site}/{kind}", "admin", list_entities, "List entities of one kind"

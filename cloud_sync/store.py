@@ -1230,6 +1230,27 @@ class CloudStore:
             )
             return int(res.rowcount or 0)
 
+    async def resolve_alarm(self, site_id: str, alarm_id: int) -> dict[str, Any]:
+        """Close one alarm (idempotent); the alarm record. NotFound for another site's."""
+        async with self._write() as conn:
+            await conn.execute(
+                sa.update(alarms)
+                .where(
+                    alarms.c.site_id == site_id,
+                    alarms.c.id == alarm_id,
+                    alarms.c.resolved_at.is_(None),
+                )
+                .values(resolved_at=self.clock())
+            )
+            row = (
+                await conn.execute(
+                    sa.select(alarms).where(alarms.c.site_id == site_id, alarms.c.id == alarm_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"site {site_id!r} has no alarm {alarm_id}")
+        return _alarm_dict(row)
+
     async def alarms(self, site_id: str, *, open_only: bool = True) -> list[dict[str, Any]]:
         """Alarm records of a site, oldest first."""
         query = sa.select(alarms).where(alarms.c.site_id == site_id)

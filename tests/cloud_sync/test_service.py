@@ -335,3 +335,16 @@ async def test_guessing_enrollment_codes_is_throttled(server: Server, admin: Adm
     limiter = server.runner.app[service_mod.LIMITER]
     limiter.clock = lambda: time.monotonic() + service_mod.ENROLL_WINDOW_S + 1
     assert (await enroll(server.url, made["enrollment_code"])).site_id == "s1"
+
+
+async def test_alarms_list_and_resolve(server: Server, admin: Admin) -> None:
+    await admin.call("POST", "/sites", {"id": "s1"}, status=201)
+    await server.store.ingest("s1", "e", [{"seq": 1, "hash": "a"}])
+    await server.store.ingest("s1", "e", [{"seq": 1, "hash": "b"}])  # forged re-send
+    (alarm,) = await admin.call("GET", "/sites/s1/alarms")
+    assert alarm["kind"] == "event_conflict"
+    resolved = await admin.call("POST", f"/sites/s1/alarms/{alarm['id']}/resolve")
+    assert resolved["resolved_at"] is not None
+    assert await admin.call("GET", "/sites/s1/alarms") == []
+    assert len(await admin.call("GET", "/sites/s1/alarms?all=1")) == 1
+    await admin.call("POST", "/sites/s1/alarms/999/resolve", status=404)
