@@ -36,6 +36,8 @@ T = TypeVar("T")
 
 # How many read connections may exist at once (one per concurrent reader thread).
 READ_POOL_SIZE = 4
+# Mode of a newly created database file (existing files keep theirs).
+DB_FILE_MODE = 0o600
 # Events deleted per retention transaction: small enough that a card read queued
 # behind it waits milliseconds, not seconds.
 PRUNE_CHUNK = 1000
@@ -186,6 +188,9 @@ class EdgeStore:
 
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Names, movements and credential hashes: readable by the daemon's user only.
+        # SQLite gives the -wal and -shm files the mode of the database file.
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, DB_FILE_MODE))
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             self._prepare(conn)

@@ -621,3 +621,13 @@ async def test_a_locked_database_fails_the_write_with_store_error_then_recovers(
         other.close()
         assert (await store.record_event(access(2)))["seq"] == 2
         assert (await store.verify_chain()).ok
+
+
+async def test_database_files_are_private_and_the_writer_thread_ends(tmp_path: Path) -> None:
+    path = tmp_path / "private.db"
+    async with EdgeStore.open(path, site_id="demo") as store:
+        await store.record_event(access(0))
+        modes = {f.name: f.stat().st_mode & 0o777 for f in tmp_path.iterdir()}
+        assert any(t.name == "doorkeep-store-writer" for t in threading.enumerate())
+    assert modes == {"private.db": 0o600, "private.db-wal": 0o600, "private.db-shm": 0o600}
+    assert not any(t.name == "doorkeep-store-writer" for t in threading.enumerate())
