@@ -91,22 +91,49 @@ async def test_cloud_down_for_a_while(store: CloudStore, server: Server) -> None
         await all_arrived(store, outbox, client)
 
 
-async def test_uploader_cancelled_at_random_points(store: CloudStore, server: Server) -> None:
-    enrollment = await enrolled(store, server)
-    outbox = FakeOutbox()
+def slow_uploads(
+    rng: random.Random, cut: list[int]
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Hold each upload a few ms before and after it commits, so a cancellation at a
+    random moment often lands while a request is in flight; count those."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path != "/api/v1/sync/events":
+            return await handler(request)
+        await asyncio.sleep(rng.uniform(0, 0.01))
+        response = await handler(request)
+        await asyncio.sleep(rng.uniform(0, 0.01))
+        if request.transport is None or request.transport.is_closing():
+            cut.append(1)  # the uploader was cancelled while waiting for this answer
+        return response
+
+    return middleware
+
+
+async def test_uploader_cancelled_at_random_points(store: CloudStore) -> None:
     rng = random.Random(4)
-    current: list[SyncClient | None] = [None]
-    producer = asyncio.create_task(produce(outbox, 150, lambda: current[0]))
-    for _ in range(25):
+    cut: list[int] = []
+    server = Server(store, middlewares=[slow_uploads(rng, cut)])
+    await server.start()
+    try:
+        enrollment = await enrolled(store, server)
+        outbox = FakeOutbox()
+        current: list[SyncClient | None] = [None]
+        producer = asyncio.create_task(produce(outbox, 150, lambda: current[0]))
+        for _ in range(30):
+            client = make_client(server, enrollment, outbox)
+            current[0] = client
+            async with client:
+                await asyncio.sleep(rng.uniform(0, 0.03))
+            # leaving the block cancels the tasks wherever they are, mid-request included
+        await producer
         client = make_client(server, enrollment, outbox)
-        current[0] = client
         async with client:
-            await asyncio.sleep(rng.uniform(0, 0.03))
-        # leaving the block cancels the tasks wherever they are, mid-request included
-    await producer
-    client = make_client(server, enrollment, outbox)
-    async with client:
-        await all_arrived(store, outbox, client)
+            await all_arrived(store, outbox, client)
+        assert len(cut) >= 3  # the interesting case really happened
+    finally:
+        await server.stop()
 
 
 def losing_answers(
