@@ -28,11 +28,13 @@ VALID_DAYS = 3650
 
 
 def ensure_certificate(
-    data_dir: Path, *, site_id: str, hostnames: tuple[str, ...] = ("localhost",)
+    data_dir: Path, *, hostname: str = "localhost", site_id: str | None = None
 ) -> tuple[Path, Path]:
     """Make ``data_dir/tls-cert.pem`` and ``tls-key.pem`` unless both exist; return their paths.
 
-    The key file is written with mode 0600 before any secret goes into it.
+    The certificate names ``hostname`` (e.g. ``doorkeep-<site>.local``, as advertised
+    over mDNS), ``localhost`` and 127.0.0.1. The key file is written with mode 0600
+    before any secret goes into it.
     """
     cert_path, key_path = data_dir / CERT_FILE, data_dir / KEY_FILE
     if cert_path.exists() and key_path.exists():
@@ -41,16 +43,14 @@ def ensure_certificate(
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, f"doorkeep {site_id}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, hostname),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "doorkeep site gateway"),
         ]
     )
     now = dt.datetime.now(dt.UTC)
-    alt_names: list[x509.GeneralName] = [x509.DNSName(h) for h in hostnames]
-    alt_names += [
-        x509.DNSName(f"{site_id}.local"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    ]
+    names = dict.fromkeys([hostname, "localhost", *([f"{site_id}.local"] if site_id else [])])
+    alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -1,5 +1,5 @@
 // The shell: decides between onboarding, login and the app, and routes #/page hashes.
-import { api, h, live, state, errorText } from "./lib.js";
+import { api, h, live, put, state, errorText } from "./lib.js";
 import { PAGES } from "./pages.js";
 
 const view = () => document.getElementById("view");
@@ -44,12 +44,12 @@ async function route() {
   chrome();
   document.getElementById("nav").classList.add("closed");
   const root = view();
-  root.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  put(root, h("p", { class: "muted" }, "Loading…"));
   try {
     const cleanup = await render(root, { onLogin: afterLogin });
     if (typeof cleanup === "function") leaving.push(cleanup);
   } catch (err) {
-    root.replaceChildren(h("div", { class: "banner" }, `Could not load this page: ${errorText(err)}`));
+    put(root, h("div", { class: "banner" }, `Could not load this page: ${errorText(err)}`));
   }
 }
 

@@ -1,5 +1,5 @@
 // The policy entity pages (people, apartments, credentials, ...) from one field table each.
-import { act, api, field, can, errorText, fmt, h, state, table, toast } from "./lib.js";
+import { act, api, field, put, can, errorText, fmt, h, state, table, toast } from "./lib.js";
 
 const CRED_KINDS = ["pin", "rf_card", "uhf_card", "license_plate", "face", "fingerprint", "id_card_qr", "qr", "nfc", "ble"];
 const list = (v) => (v ? v.split(",").map((x) => x.trim()).filter(Boolean) : []);
@@ -112,9 +112,13 @@ async function captureCard(form, refs, note) {
   note.textContent = `Present the card at ${reader} now…`;
   try {
     const out = await api("POST", `/readers/${encodeURIComponent(reader)}/capture`, { timeout_s: 30 });
-    form.dataset.enrolment = out.enrolment_token;
-    form.elements.kind.value = out.kind || "rf_card";
-    note.textContent = `Card read (${out.display || "****"}). Save to enrol it.`;
+    if (out.known) {
+      note.textContent = `This card is already enrolled (${out.credential}).`;
+      return;
+    }
+    form.dataset.captured = out.value_hmac;
+    if (!["rf_card", "uhf_card"].includes(form.elements.kind.value)) form.elements.kind.value = "rf_card";
+    note.textContent = "Card read (****). Save to enrol it.";
   } catch (err) {
     note.textContent = errorText(err);
   }
@@ -152,12 +156,12 @@ export async function entityPage(root, segment) {
         }, "Delete"));
       }
     }
-    buttons.append(h("button", { type: "button", onclick: () => editor.replaceChildren() }, "Close"));
+    buttons.append(h("button", { type: "button", onclick: () => put(editor) }, "Close"));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       error.textContent = "";
       const body = readForm(form, spec.fields, entity);
-      if (form.dataset.enrolment) { body.enrolment_token = form.dataset.enrolment; delete body.value; }
+      if (form.dataset.captured) { body.value_hmac = form.dataset.captured; delete body.value; delete body.duress_hmac; }
       try {
         if (isNew) await api("POST", `/${segment}`, body);
         else await api("PUT", `/${segment}/${encodeURIComponent(entity.id)}`, body);
@@ -167,7 +171,7 @@ export async function entityPage(root, segment) {
         error.textContent = errorText(err);
       }
     });
-    editor.replaceChildren(h("section", { class: "panel" }, h("h2", {}, isNew ? `New ${spec.title.toLowerCase()}` : `${spec.title}: ${entity.id}`), form, error, buttons));
+    put(editor, h("section", { class: "panel" }, h("h2", {}, isNew ? `New ${spec.title.toLowerCase()}` : `${spec.title}: ${entity.id}`), form, error, buttons));
     editor.scrollIntoView({ block: "nearest" });
   };
 
@@ -176,7 +180,7 @@ export async function entityPage(root, segment) {
   }
   const columns = spec.columns.map((c) => ({ label: c.replaceAll("_", " "), render: (r) => fmt(getPath(r, c)) }));
   if (kind === "credentials") columns.push({ label: "value", render: () => "****" });
-  root.replaceChildren(
+  put(root, 
     h("div", { class: "card-head" }, h("h1", {}, spec.title),
       readOnly ? null : h("button", { class: "primary", id: "new-entity", onclick: () => openEditor(kind === "groups" ? { schedule: { repeat: "daily", start: "00:00", end: "23:59" } } : {}, true) }, "New")),
     sync.enrolled ? h("div", { class: "banner", id: "cloud-banner" }, "This site is enrolled with a cloud, which owns people, credentials and groups. Edit them in the cloud; this view is read-only.") : null,

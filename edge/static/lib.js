@@ -20,6 +20,11 @@ export function h(tag, props = {}, ...children) {
   return el;
 }
 
+/** Replace the children of ``el``, leaving out null/false (DOM would print "null"). */
+export function put(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 let fieldSeq = 0;
 /** A labelled form control; the label points at the control (for screen readers and tests). */
 export function field(text, control) {

@@ -1,5 +1,5 @@
 // Every page of the UI: a table from the URL hash to a render function.
-import { act, api, field, badge, can, errorText, fmt, h, live, s, state, table, toast, when } from "./lib.js";
+import { act, api, field, put, badge, can, errorText, fmt, h, live, s, state, table, toast, when } from "./lib.js";
 import { entityPage, ENTITY_PAGES } from "./entities.js";
 
 // -- onboarding and login -------------------------------------------------------------------
@@ -27,7 +27,7 @@ function authBox(title, intro, fields, submitText, onSubmit) {
 }
 
 async function setupPage(root, { onLogin }) {
-  root.replaceChildren(authBox(
+  put(root, authBox(
     "Set up this gateway",
     "Enter the one-time setup code printed by `doorkeep init` or `doorkeep run`, and create the administrator account.",
     [["code", "Setup code", "text"], ["username", "Admin user name", "text", "username"],
@@ -42,7 +42,7 @@ async function setupPage(root, { onLogin }) {
 }
 
 async function loginPage(root, { onLogin }) {
-  root.replaceChildren(authBox("Log in", "The installer and operator console of this site.",
+  put(root, authBox("Log in", "The installer and operator console of this site.",
     [["username", "User name", "text", "username"], ["password", "Password", "password", "current-password"]],
     "Log in",
     async (f) => onLogin(await api("POST", "/auth/login", { username: f.username.trim(), password: f.password }))));
@@ -95,7 +95,7 @@ async function dashboardPage(root) {
   const online = hw.boards.filter((b) => b.online).length;
   const stat = (value, label, cls) => h("div", { class: "panel" },
     h("div", { class: `stat ${cls || ""}` }, value), h("div", { class: "stat-label" }, label));
-  root.replaceChildren(
+  put(root, 
     h("h1", {}, "Dashboard"),
     h("div", { class: "grid" },
       stat(`${doors.items.length - unlocked}/${doors.items.length}`, "doors locked"),
@@ -151,7 +151,7 @@ async function doorsPage(root) {
     const out = await act(ev.submitter, () => api("POST", "/presentations", f));
     present.elements.value.value = "";
     if (out) {
-      result.replaceChildren(out.granted ? badge("granted", "ok") : badge("denied", "bad"), ` ${out.door || ""} ${out.person ? "· " + out.person : ""} · ${out.reason || ""}`);
+      put(result, out.granted ? badge("granted", "ok") : badge("denied", "bad"), ` ${out.door || ""} ${out.person ? "· " + out.person : ""} · ${out.reason || ""}`);
     }
   });
   const emergency = can("admin") ? h("section", { class: "panel" }, h("h2", {}, "Emergency"),
@@ -160,7 +160,7 @@ async function doorsPage(root) {
       h("button", { class: "danger", onclick: (ev) => act(ev.target, () => api("POST", "/emergency", { action: "unlock" }), "Emergency unlock") }, "Emergency unlock"),
       h("button", { onclick: (ev) => act(ev.target, () => api("POST", "/emergency", { action: "lockdown" }), "Lockdown") }, "Lockdown"),
       h("button", { onclick: (ev) => act(ev.target, () => api("POST", "/emergency", { action: "clear" }), "Back to normal") }, "Clear"))) : null;
-  root.replaceChildren(
+  put(root, 
     h("h1", {}, "Doors"),
     h("div", { class: "grid", id: "door-grid" }, [...cards.values()]),
     can("installer") ? h("section", { class: "panel" }, h("h2", {}, "Present a credential (simulated reader)"),
@@ -172,71 +172,97 @@ async function doorsPage(root) {
 
 // -- hardware ---------------------------------------------------------------------------------
 
-function statsTable(stats) {
-  return h("table", {}, h("tbody", {}, Object.entries(stats || {}).map(([k, v]) => h("tr", {}, h("th", {}, k.replaceAll("_", " ")), h("td", {}, fmt(v))))));
+const BUS_STATS = ["requests", "responses", "timeouts", "crc_errors", "retries", "failures"];
+
+function busStats(bus) {
+  const boards = Object.values(bus.boards || {});
+  return h("div", { class: "table-wrap" }, h("table", {},
+    h("thead", {}, h("tr", {}, h("th", {}, "address"), BUS_STATS.map((k) => h("th", {}, k.replaceAll("_", " "))), h("th", {}, "state"))),
+    h("tbody", {}, boards.length === 0
+      ? h("tr", {}, h("td", { colSpan: BUS_STATS.length + 2, class: "muted" }, "No traffic yet."))
+      : boards.map((st) => h("tr", {}, h("td", {}, fmt(st.address)), BUS_STATS.map((k) => h("td", {}, fmt(st[k]))),
+        h("td", {}, badge(st.online ? "online" : "offline")))))));
 }
 
-function configEditor(title, rows, columns) {
+// site.toml tables the setup editor shows: [column, kind]; other keys of a row are kept as they are.
+const SETUP_TABLES = {
+  door: [["id"], ["name"], ["relay"], ["contact"], ["exit_button"], ["pulse_ms", "int"], ["held_open_s", "int"], ["fail_mode"], ["methods", "list"]],
+  reader: [["id"], ["door"], ["type"], ["direction"]],
+  output: [["id"], ["relay"], ["function"], ["floor"], ["building"]],
+};
+const SETUP_TITLES = { door: "Doors", reader: "Readers", output: "Outputs" };
+
+function configEditor(table, rows) {
+  const columns = SETUP_TABLES[table];
   const body = h("tbody");
-  const addRow = (r = {}) => body.append(h("tr", {}, columns.map((c) => h("td", {},
-    h("input", { name: c, value: r[c] === undefined ? "" : String(r[c]), "aria-label": c }))),
-    h("td", {}, h("button", { type: "button", onclick: (ev) => ev.target.closest("tr").remove() }, "✕"))));
+  const addRow = (r = {}) => {
+    const tr = h("tr", {}, columns.map(([c, kind]) => h("td", {},
+      h("input", { name: c, value: r[c] === undefined || r[c] === null ? "" : (Array.isArray(r[c]) ? r[c].join(", ") : String(r[c])), "aria-label": `${table} ${c}`, dataset: { kind: kind || "text" } }))),
+      h("td", {}, h("button", { type: "button", "aria-label": "Remove", onclick: () => tr.remove() }, "✕")));
+    tr.original = r;
+    body.append(tr);
+  };
   rows.forEach(addRow);
   const read = () => [...body.rows].map((tr) => {
-    const out = {};
+    const out = { ...tr.original };
     for (const input of tr.querySelectorAll("input")) {
-      if (input.value === "") continue;
-      out[input.name] = /^\d+$/.test(input.value) && input.name.endsWith("_ms") ? Number(input.value) : input.value;
+      const v = input.value.trim();
+      if (v === "") { delete out[input.name]; continue; }
+      const kind = input.dataset.kind;
+      out[input.name] = kind === "int" ? Number(v) : kind === "list" ? v.split(",").map((x) => x.trim()).filter(Boolean) : v;
     }
     return out;
   }).filter((r) => Object.keys(r).length);
-  const el = h("div", {}, h("h3", {}, title), h("div", { class: "table-wrap" }, h("table", {},
-    h("thead", {}, h("tr", {}, columns.map((c) => h("th", {}, c)), h("th"))), body)),
-    can("installer") ? h("button", { type: "button", onclick: () => addRow() }, `Add ${title.toLowerCase().replace(/s$/, "")}`) : null);
+  const el = h("div", {}, h("h3", {}, SETUP_TITLES[table]), h("div", { class: "table-wrap" }, h("table", {},
+    h("thead", {}, h("tr", {}, columns.map(([c]) => h("th", {}, c.replaceAll("_", " "))), h("th"))), body)),
+    can("installer") ? h("button", { type: "button", onclick: () => addRow() }, `Add ${SETUP_TITLES[table].toLowerCase().replace(/s$/, "")}`) : null);
   el.read = read;
   return el;
 }
 
 async function hardwarePage(root) {
   const hw = await api("GET", "/hardware");
+  const config = hw.config || {};
   const buses = hw.buses.map((b) => {
     const found = h("span", { class: "small muted" });
-    return h("div", { class: "panel" },
+    return h("div", { class: "panel", dataset: { bus: b.id } },
       h("div", { class: "card-head" }, h("h2", {}, b.id), h("span", { class: "mono small" }, `${fmt(b.port)} · ${fmt(b.baudrate)} baud`)),
-      statsTable(b.stats),
+      busStats(b),
       can("installer") ? h("div", { class: "row" }, h("button", {
         onclick: async (ev) => {
-          const out = await act(ev.target, () => api("POST", `/buses/${b.id}/scan`));
+          found.textContent = "scanning addresses 1-247 (about half a minute)…";
+          const out = await act(ev.target, () => api("POST", `/buses/${encodeURIComponent(b.id)}/scan`));
           if (out) found.textContent = `found addresses: ${out.addresses.join(", ") || "none"}`;
         },
       }, "Scan bus"), found) : null);
   });
   const boards = hw.boards.map((b) => {
-    const channels = Array.from({ length: b.channels || 8 }, (_, i) => i + 1);
+    const channels = Array.from({ length: b.relays || b.channels || 8 }, (_, i) => i + 1);
     const select = h("select", { "aria-label": "Relay channel" }, channels.map((n) => h("option", { value: n }, `relay ${n}`)));
     return h("div", { class: "panel", dataset: { board: b.id } },
       h("div", { class: "card-head" }, h("h2", {}, b.id), badge(b.online ? "online" : "offline")),
-      h("p", { class: "muted small" }, `${fmt(b.type)} · bus ${fmt(b.bus)} · address ${fmt(b.address)}`),
-      statsTable(b.stats),
+      h("p", { class: "muted small" }, `${fmt(b.type)} · ${b.bus ? `bus ${b.bus} · address ${fmt(b.address)}` : fmt(b.host)} · ${fmt(b.relays)} relays, ${fmt(b.inputs)} inputs`),
       can("installer") ? h("div", { class: "row" }, select, h("button", {
         class: "primary",
-        onclick: (ev) => act(ev.target, () => api("POST", `/relays/${b.id}/${select.value}/test`, { ms: 500 }), `relay ${b.id}:${select.value} pulsed`),
+        onclick: (ev) => act(ev.target, async () => {
+          const out = await api("POST", `/relays/${encodeURIComponent(b.id)}/${select.value}/test`, { ms: 500 });
+          if (!out.ok) throw new Error(`board ${b.id} did not answer`);
+          return out;
+        }, `relay ${b.id}:${select.value} pulsed`),
       }, "Test relay")) : null);
   });
-  const doors = configEditor("Doors", hw.doors, ["id", "name", "relay", "contact", "exit_button", "pulse_ms"]);
-  const readers = configEditor("Readers", hw.readers, ["id", "door", "type", "direction"]);
-  const outputs = configEditor("Outputs", hw.outputs, ["id", "relay", "function", "floor"]);
+  const editors = Object.keys(SETUP_TABLES).map((t) => configEditor(t, config[t] || []));
   const save = can("installer") ? h("button", {
     class: "primary",
-    onclick: (ev) => act(ev.target, () => api("PUT", "/hardware", { door: doors.read(), reader: readers.read(), output: outputs.read() }),
+    onclick: (ev) => act(ev.target, () => api("PUT", "/hardware", Object.fromEntries(Object.keys(SETUP_TABLES).map((t, i) => [t, editors[i].read()]))),
       "Saved to site.toml; restart the daemon to apply"),
   }, "Save to site.toml") : null;
-  root.replaceChildren(h("h1", {}, "Hardware"),
-    h("h2", {}, "Buses"), h("div", { class: "grid wide" }, buses),
-    h("h2", {}, "Boards"), h("div", { class: "grid wide" }, boards),
+  put(root, h("h1", {}, "Hardware"),
+    h("h2", {}, "Buses"), h("div", { class: "grid wide" }, buses.length ? buses : h("p", { class: "muted" }, "No RS485 bus configured.")),
+    h("h2", {}, "Boards"), h("div", { class: "grid wide" }, boards.length ? boards : h("p", { class: "muted" }, "No relay board configured.")),
     h("section", { class: "panel" }, h("h2", {}, "Door, reader and output setup"),
-      h("p", { class: "muted small" }, "Written to site.toml (with a backup); takes effect after a restart."),
-      doors, readers, outputs, h("div", { class: "row end" }, save)));
+      h("p", { class: "muted small" }, "Written to site.toml (the old file is kept as site.toml.bak); takes effect after a restart."),
+      editors, h("div", { class: "row end" }, save)));
 }
 
 // -- logs -------------------------------------------------------------------------------------
@@ -252,13 +278,13 @@ async function logsPage(root) {
   const tabs = h("div", { class: "tabs", role: "tablist" });
   const show = async (name) => {
     for (const b of tabs.children) b.classList.toggle("active", b.dataset.tab === name);
-    content.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    put(content, h("p", { class: "muted" }, "Loading…"));
     await LOG_TABS[name](content);
   };
   for (const name of Object.keys(LOG_TABS)) {
     tabs.append(h("button", { dataset: { tab: name }, onclick: () => show(name) }, name));
   }
-  root.replaceChildren(h("h1", {}, "Logs"), tabs, content);
+  put(root, h("h1", {}, "Logs"), tabs, content);
   await show("Door events");
 }
 
@@ -304,23 +330,23 @@ const LOG_TABS = {
       cursor = page.cursor;
       const rows = more ? [...(list.rows || []), ...page.items] : page.items;
       list.rows = rows;
-      list.replaceChildren(table(EVENT_COLUMNS, rows),
+      put(list, table(EVENT_COLUMNS, rows),
         cursor ? h("button", { onclick: () => load(true) }, "More") : null);
     };
     form.addEventListener("submit", (ev) => { ev.preventDefault(); load(false).catch((e) => toast(errorText(e), true)); });
-    el.replaceChildren(h("section", { class: "panel" }, form, h("div", { class: "row end" }, exportLink("csv"), exportLink("xlsx"))),
+    put(el, h("section", { class: "panel" }, form, h("div", { class: "row end" }, exportLink("csv"), exportLink("xlsx"))),
       h("section", { class: "panel" }, list));
     await load(false);
   },
   async Audit(el) {
     const page = await api("GET", "/audit?limit=200");
-    el.replaceChildren(h("section", { class: "panel" }, table([
+    put(el, h("section", { class: "panel" }, table([
       { label: "Time", render: (e) => when(e.at) }, { label: "Who", key: "actor" }, { label: "Action", key: "action" },
       { label: "Target", key: "target" }, { label: "Detail", key: "detail" }], page.items)));
   },
   async Alarms(el) {
     const page = await api("GET", "/alarms");
-    el.replaceChildren(h("section", { class: "panel" }, table([
+    put(el, h("section", { class: "panel" }, table([
       { label: "Time", render: (a) => when(a.at) }, { label: "Alarm", key: "kind" }, { label: "Where", key: "source" },
       { label: "State", render: (a) => (a.resolved ? badge("resolved", "ok") : badge("open")) },
       { label: "", render: (a) => (!a.resolved && can("installer") ? h("button", {
@@ -363,7 +389,7 @@ async function settingsPage(root) {
     }, (out) => `Policy saved (version ${out.version})`),
   }, "Save settings");
   const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  root.replaceChildren(h("h1", {}, "Settings"),
+  put(root, h("h1", {}, "Settings"),
     sync.enrolled ? h("div", { class: "banner" }, "This site is enrolled with a cloud: settings are managed there and shown read-only.") : null,
     h("section", { class: "panel" }, h("h2", {}, "Site"),
       table([{ label: "Setting", key: "k" }, { label: "Value", key: "v" }], [
@@ -394,7 +420,7 @@ async function accountsPanel() {
   tokenForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const out = await act(ev.submitter, () => api("POST", "/tokens", Object.fromEntries(new FormData(tokenForm))));
-    if (out) shown.replaceChildren(h("p", {}, "Copy this token now; it is never shown again:"), h("div", { class: "secret" }, out.token));
+    if (out) put(shown, h("p", {}, "Copy this token now; it is never shown again:"), h("div", { class: "secret" }, out.token));
   });
   return h("section", { class: "panel" }, h("h2", {}, "Users and API tokens"),
     table([{ label: "User", key: "username" }, { label: "Role", key: "role" }], users.items), userForm,

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from jsonschema import Draft202012Validator, FormatChecker
 
-from doorkeep.errors import AuthError, Conflict, DeviceError, NotFound, PolicyError, PolicyIssue
+from doorkeep.errors import (
+    AuthError,
+    ConfigError,
+    Conflict,
+    DeviceError,
+    NotFound,
+    PolicyError,
+    PolicyIssue,
+)
 from edge.auth import AuthStore, LoginLimiter, Principal, Role
 from edge.web.facade import SiteFacade
 from edge.web.openapi import build_openapi
@@ -73,6 +81,8 @@ ERROR_MAP: tuple[tuple[type[BaseException], int, str], ...] = (
     (ForbiddenError, 403, "forbidden"),
     (AuthError, 401, "unauthorized"),
     (DeviceError, 503, "device_unavailable"),
+    (TimeoutError, 503, "timeout"),  # e.g. no card presented while capturing
+    (ConfigError, 422, "config_invalid"),
     (ValueError, 400, "bad_request"),
 )
 
@@ -160,11 +170,20 @@ async def _errors(request: web.Request, handler: Callable[..., Awaitable[Any]]) 
         issues = [i.as_dict() for i in err.issues]
         first = err.issues[0].field if err.issues else None
         response = _error_body(422, "policy_invalid", str(err), first, issues=issues)
-    except (AuthError, NotFound, Conflict, DeviceError, ValueError) as err:
+    except (
+        AuthError,
+        NotFound,
+        Conflict,
+        DeviceError,
+        TimeoutError,
+        ConfigError,
+        ValueError,
+    ) as err:
         status, code = next((s, c) for t, s, c in ERROR_MAP if isinstance(err, t))
         if status == 503:
             log.warning("device error on %s %s: %s", request.method, request.path, err)
-        response = _error_body(status, code, str(err), getattr(err, "field", None))
+        extra = {"problems": list(err.problems)} if hasattr(err, "problems") else {}
+        response = _error_body(status, code, str(err), getattr(err, "field", None), **extra)
     _secure_headers(request, response)
     return response
 

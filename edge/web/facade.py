@@ -24,6 +24,7 @@ class SiteFacade(Protocol):
     """The site facade as the REST API calls it."""
 
     store: Any
+    config: Any  # edge.config.SiteConfig: ``raw`` is site.toml as parsed
     site_id: str
     version: str
     tz: ZoneInfo

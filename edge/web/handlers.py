@@ -28,6 +28,7 @@ from edge.web.app import (
     sse,
 )
 from edge.web.app import EXPORT_MAX_ROWS as _EXPORT_MAX
+from edge.web.routes import HARDWARE_TABLES
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -258,12 +259,21 @@ async def reset_apartment(call: Call) -> Any:
 # -- hardware ----------------------------------------------------------------------------------
 
 
+def _site_toml(call: Call) -> dict[str, Any]:
+    return dict(getattr(call.site.config, "raw", None) or {})
+
+
 async def get_hardware(call: Call) -> Any:
-    return call.site.hardware()
+    # The live view plus the site.toml tables as written, which the setup editor edits.
+    raw = _site_toml(call)
+    config = {t: list(raw.get(t) or []) for t in HARDWARE_TABLES}
+    return {**call.site.hardware(), "config": config}
 
 
 async def put_hardware(call: Call) -> Any:
-    return await call.site.update_hardware(call.body, actor=call.actor)
+    # Only the hardware tables are replaced: an installer cannot rewrite [web] or [cloud].
+    merged = {**_site_toml(call), **{t: call.body[t] for t in HARDWARE_TABLES if t in call.body}}
+    return await call.site.update_hardware(merged, actor=call.actor)
 
 
 async def scan_bus(call: Call) -> Any:

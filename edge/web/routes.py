@@ -17,6 +17,8 @@ from doorkeep import policydoc
 from edge.auth import Role
 
 API_PREFIX = "/api/v1"
+# The site.toml tables the hardware page edits; [site], [web], [mqtt], [cloud] stay as they are.
+HARDWARE_TABLES = ("bus", "board", "door", "reader", "output")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # URL segment -> (facade kind, role needed to change one, its key field)
@@ -710,16 +712,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["buses", "boards", "doors", "readers", "outputs"],
         "properties": {
-            k: {"type": "array", "items": _OBJ}
-            for k in ("buses", "boards", "doors", "readers", "outputs")
+            **{
+                k: {"type": "array", "items": _OBJ}
+                for k in ("buses", "boards", "doors", "readers", "outputs")
+            },
+            "config": {"$ref": "#/components/schemas/HardwareConfig"},
         },
     },
     "HardwareConfig": {
         "type": "object",
-        "properties": {
-            k: {"type": "array", "items": _OBJ}
-            for k in ("bus", "board", "door", "reader", "output")
-        },
+        "additionalProperties": False,
+        "properties": {k: {"type": "array", "items": _OBJ} for k in HARDWARE_TABLES},
     },
     "ScanResult": {
         "type": "object",

@@ -1,17 +1,28 @@
-"""Browser test fixtures: a TLS gateway in a background thread and headless Chromium.
+"""Browser test fixtures: the real daemon on a simulated site, and headless Chromium.
 
-The gateway serves the real web app (edge.web.app.make_app) over TLS with the site's
-self-signed certificate; behind it sits the in-memory site facade of the web tests
-until the browser tests move onto the real daemon. Chromium is Debian's
-/usr/bin/chromium driven by Playwright, with a fresh profile per test.
+`daemon` is ``doorkeep init`` + ``doorkeep policy apply`` + ``doorkeep run`` as
+subprocesses: a simulated RS485 bus (pymodbus on a pseudo-terminal) with one relay
+board, three doors and their readers, served over TLS with the site's self-signed
+certificate on a free loopback port. `gateway` is the web app over the in-memory site
+facade, kept for the one UI state the daemon cannot reach without a cloud (a
+cloud-owned policy). Chromium is Debian's /usr/bin/chromium driven by Playwright, with
+a fresh profile (user-data-dir) per test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import shutil
+import socket
 import ssl
+import subprocess
+import sys
 import threading
+import time
+import tomllib
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,9 +33,10 @@ from aiohttp import web
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from edge.auth import AuthStore
+from edge.config import default_site_dict, write_site_toml
 from edge.tls import ensure_certificate, server_context
 from edge.web.app import make_app
-from tests.edge.web.fake_site import FakeSite
+from tests.edge.web.fake_site import FakeSite, sample_policy
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -48,7 +60,7 @@ class Gateway:
         self.site = FakeSite(pulse_s=2.0)
         self.auth = AuthStore.open(data_dir / "auth.db")
         self.setup_code = self.auth.new_setup_code()
-        cert, key = ensure_certificate(data_dir, site_id=self.site.site_id)
+        cert, key = ensure_certificate(data_dir, hostname="doorkeep-demo.local")
         self._ssl = server_context(cert, key)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="gateway", daemon=True)
@@ -108,6 +120,159 @@ class Gateway:
         self.auth.close()
 
 
+DOORKEEP = [sys.executable, "-m", "edge.cli"]
+DAEMON_START_S = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _site_toml(port: int) -> dict[str, Any]:
+
+    cfg = default_site_dict("demo", "Europe/Berlin", simulation=True)
+    cfg["site"]["name"] = "Demo community"
+    cfg["web"] = {"listen": f"127.0.0.1:{port}", "tls": True}
+    gate = cfg["door"][0]
+    cfg["door"] += [
+        {**gate, "id": "lobby", "name": "Lobby", "relay": "relays-a:2",
+         "contact": "relays-a:in3", "exit_button": "relays-a:in4"},
+        {**gate, "id": "plant", "name": "Plant room", "relay": "relays-a:3",
+         "contact": "relays-a:in5", "exit_button": "relays-a:in6"},
+    ]  # fmt: skip
+    cfg["reader"] += [
+        {"id": "lobby-in", "door": "lobby", "type": "sim", "direction": "in"},
+        {"id": "plant-in", "door": "plant", "type": "sim", "direction": "in"},
+    ]
+    return cfg
+
+
+class Daemon:
+    """``doorkeep run`` on a simulated site; the same helpers as `Gateway`."""
+
+    def __init__(self, root: Path, template: Path) -> None:
+        self.root = root
+        self.env = {**os.environ, "DOORKEEP_MDNS": "0", "PYTHONUNBUFFERED": "1"}
+        shutil.copytree(template, root)  # init + policy apply once per session
+        self.port = _free_port()
+        self.config = root / "site.toml"
+        cfg = tomllib.loads(self.config.read_text())
+        cfg["web"]["listen"] = f"127.0.0.1:{self.port}"
+        write_site_toml(self.config, cfg)
+        self.log = (root / "daemon.log").open("w+")
+        self.proc = subprocess.Popen(
+            [*DOORKEEP, "run", "-c", str(self.config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=root,
+        )
+        self.setup_code = self._wait_for(r"setup code: (\S+)")
+        self.url = f"https://127.0.0.1:{self.port}"
+        self._client_ssl = ssl.create_default_context()
+        self._client_ssl.check_hostname = False
+        self._client_ssl.verify_mode = ssl.CERT_NONE
+        self.token: str | None = None
+
+    @staticmethod
+    def template(root: Path) -> Path:
+        """``doorkeep init`` and ``doorkeep policy apply``: the site every test copies."""
+        env = {**os.environ, "DOORKEEP_MDNS": "0"}
+        _cli(env, "init", str(root), "--site-id", "demo", "--simulation", "--tls")
+        write_site_toml(root / "site.toml", _site_toml(_free_port()))
+        policy = root / "policy.json"
+        policy.write_text(json.dumps(sample_policy()))
+        _cli(env, "policy", "apply", str(policy), "-c", str(root / "site.toml"))
+        return root
+
+    def cli(self, *args: str) -> str:
+        return _cli(self.env, *args)
+
+    def _wait_for(self, pattern: str) -> str:
+        deadline = time.monotonic() + DAEMON_START_S
+        while time.monotonic() < deadline:
+            self.log.seek(0)
+            text = self.log.read()
+            if (m := re.search(pattern, text)) and "serving https://" in text:
+                return m.group(1)
+            assert self.proc.poll() is None, f"doorkeep run exited:\n{text}"
+            time.sleep(0.05)
+        raise AssertionError(f"doorkeep run did not start:\n{text}")
+
+    def make_admin(self) -> None:
+        """Finish onboarding over the REST API, then make an admin API token with the
+        session (cookie + CSRF token), as the settings page does."""
+        body = {"code": self.setup_code, "username": ADMIN[0], "password": ADMIN[1]}
+        me, cookie = self.request("POST", "/auth/setup", body, want_cookie=True)
+        headers = {"Cookie": cookie, "X-CSRF-Token": me["csrf_token"]}
+        made = self.request("POST", "/tokens", {"name": "e2e", "role": "admin"}, headers=headers)
+        self.token = made["token"]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        want_cookie: bool = False,
+    ) -> Any:
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(
+            f"{self.url}/api/v1{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers=headers,
+        )
+        with urllib.request.urlopen(req, context=self._client_ssl, timeout=10) as resp:
+            raw = resp.read()
+            cookie = resp.headers.get("Set-Cookie", "").split(";")[0]
+        data = json.loads(raw) if raw else None
+        return (data, cookie) if want_cookie else data
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """A REST call with the admin token, as another client of the same site."""
+        assert self.token, "call make_admin() first"
+        return self.request(method, path, body, self.token)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.log.close()
+
+    def logs(self) -> str:
+        return (self.root / "daemon.log").read_text()
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run([*DOORKEEP, *args], capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+@pytest.fixture(scope="session")
+def site_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Daemon.template(tmp_path_factory.mktemp("template") / "site")
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, site_template: Path) -> Iterator[Daemon]:
+    d = Daemon(tmp_path / "site", site_template)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Gateway]:
     gw = Gateway(tmp_path / "data")
@@ -151,7 +316,7 @@ def page(browser: BrowserContext) -> Page:
     return page
 
 
-def login(page: Page, gateway: Gateway) -> None:
+def login(page: Page, gateway: Gateway | Daemon) -> None:
     """Log in through the UI as the admin."""
     page.goto(gateway.url + "/")
     page.get_by_label("User name").fill(ADMIN[0])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -19,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from doorkeep import policydoc
-from doorkeep.errors import Conflict, DeviceTimeout, NotFound, PolicyError
+from doorkeep.errors import Conflict, NotFound, PolicyError
 
 SECRET = b"k" * 32
 KINDS = ("people", "credentials", "groups", "temp_keys", "apartments", "buildings", "reservations")
@@ -98,6 +97,33 @@ class FakeStore:
         )
 
 
+def site_toml() -> dict[str, Any]:
+    """site.toml as parsed (``SiteConfig.raw``) for the fake's hardware."""
+    return {
+        "site": {"id": "demo", "name": "Demo", "timezone": "Europe/Berlin", "simulation": True},
+        "web": {"listen": "127.0.0.1:8080", "tls": False},
+        "bus": [{"id": "rs485-1", "port": "sim", "baudrate": 9600}],
+        "board": [
+            {"id": "relays-a", "type": "waveshare-rtu-relay-8", "bus": "rs485-1", "address": 1}
+        ],
+        "door": [
+            {
+                "id": d,
+                "name": name,
+                "relay": f"{board}:{ch}",
+                "pulse_ms": 3000,
+                "methods": ["pin", "rf_card", "remote"],
+                "fail_mode": "secure",
+            }
+            for d, name, board, ch in DOORS
+        ],
+        "reader": [
+            {"id": r, "door": d, "type": "sim", "direction": "in"} for r, d in READERS.items()
+        ],
+        "output": [{"id": "light-1", "relay": "relays-a:8", "function": "light"}],
+    }
+
+
 DOORS = (
     ("gate", "Main gate", "relays-a", 1),
     ("lobby", "Lobby", "relays-a", 2),
@@ -110,7 +136,7 @@ class FakeSite:
     """The facade, in memory. ``pulse_s`` is how long a grant keeps a door unlocked."""
 
     def __init__(self, *, pulse_s: float = 3.0, policy: dict[str, Any] | None = None) -> None:
-        self.config = SimpleNamespace(simulation=True)
+        self.config = SimpleNamespace(simulation=True, raw=site_toml())
         self.store = FakeStore()
         self.site_id = "demo"
         self.version = "0.1.0"
@@ -123,8 +149,7 @@ class FakeSite:
         self._alarms: list[dict[str, Any]] = []
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._relock: dict[str, asyncio.TimerHandle] = {}
-        self._cards: dict[str, asyncio.Queue[str]] = {}
-        self._enrolments: dict[str, tuple[str, str]] = {}
+        self._captures: dict[str, asyncio.Future[str]] = {}
         self.relay_pulses: list[tuple[str, int, int]] = []
         self.hardware_written: dict[str, Any] | None = None
         self._doors = {
@@ -137,6 +162,9 @@ class FakeSite:
                 "fail_mode": "secure",
                 "held_open_s": 60,
                 "relay": f"{board}:{ch}",
+                "kind": "door",
+                "relay_on": False,
+                "alarm": None,
             }
             for d, name, board, ch in DOORS
         }
@@ -191,7 +219,7 @@ class FakeSite:
 
     @staticmethod
     def _door_view(door: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in door.items() if k != "relay"}
+        return dict(door)
 
     def _open_for(self, door_id: str, seconds: float) -> dict[str, Any]:
         if (handle := self._relock.pop(door_id, None)) is not None:
@@ -237,6 +265,9 @@ class FakeSite:
         del at, actor
         door = READERS[reader]
         key = policydoc.credential_hmac(SECRET, kind, value)  # ValueError on a malformed value
+        capture = self._captures.pop(reader, None) if kind in {"rf_card", "uhf_card"} else None
+        if capture is not None and not capture.done():
+            capture.set_result(key)
         cred = next((c for c in self._doc["credentials"] if c.get("value_hmac") == key), None)
         person = None
         reason = "unknown_credential"
@@ -327,11 +358,6 @@ class FakeSite:
     ) -> dict[str, Any]:
         self._writable()
         body = dict(body)
-        if kind == "credentials" and "enrolment_token" in body:
-            token = body.pop("enrolment_token")
-            if token not in self._enrolments:
-                raise ValueError("the enrolment token is unknown or was used")
-            body["kind"], body["value"] = self._enrolments.pop(token)
         doc = copy.deepcopy(self._doc)
         doc[kind] = [e for e in doc[kind] if e.get("id") != key] + [{**body, "id": key}]
         self._apply(self._check(doc))
@@ -424,20 +450,30 @@ class FakeSite:
         return alarm
 
     def hardware(self) -> dict[str, Any]:
-        pulses = len(self.relay_pulses)
+        """The shape of edge/hardware.py ``Hardware.describe()``."""
+        requests = 1200 + len(self.relay_pulses)
+        stats = {
+            "address": 1,
+            "requests": requests,
+            "responses": requests - 3,
+            "timeouts": 2,
+            "crc_errors": 1,
+            "bad_frames": 0,
+            "exceptions": 0,
+            "retries": 3,
+            "failures": 0,
+            "last_seen": 1_700_000_000.0,
+            "online": True,
+            "latency_histogram": [[5, 800], [10, 390], ["inf", 10]],
+        }
         return {
             "buses": [
                 {
                     "id": "rs485-1",
                     "port": "sim",
                     "baudrate": 9600,
-                    "stats": {
-                        "requests": 1200 + pulses,
-                        "errors": 3,
-                        "timeouts": 2,
-                        "crc_errors": 1,
-                        "latency_ms_p50": 11.5,
-                    },
+                    "simulated": True,
+                    "boards": {"1": stats},
                 }
             ],
             "boards": [
@@ -446,17 +482,25 @@ class FakeSite:
                     "type": "waveshare-rtu-relay-8",
                     "bus": "rs485-1",
                     "address": 1,
-                    "channels": 8,
+                    "host": None,
                     "online": True,
-                    "stats": {"requests": 1200 + pulses, "errors": 3},
+                    "relays": 8,
+                    "inputs": 8,
                 }
             ],
-            "doors": [
-                {"id": d["id"], "name": d["name"], "relay": d["relay"], "pulse_ms": 3000}
-                for d in self._doors.values()
+            "doors": self.doors(),
+            "readers": [
+                {"id": r, "door": d, "type": "sim", "direction": "in"} for r, d in READERS.items()
             ],
-            "readers": [{"id": r, "door": d, "type": "sim"} for r, d in READERS.items()],
-            "outputs": [{"id": "light-1", "relay": "relays-a:8", "function": "light"}],
+            "outputs": [
+                {
+                    "id": "light-1",
+                    "relay": "relays-a:8",
+                    "function": "light",
+                    "floor": None,
+                    "building": None,
+                }
+            ],
         }
 
     async def bus_scan(self, bus_id: str) -> list[int]:
@@ -483,21 +527,25 @@ class FakeSite:
         await self.store.audit(actor, "hardware.update", "site.toml", {})
         return {"written": True, "restart_required": True}
 
-    def inject_card(self, reader: str, value: str) -> None:
-        """Test helper: a card is held to ``reader``."""
-        self._cards.setdefault(reader, asyncio.Queue()).put_nowait(value)
-
     async def capture_next_card(self, reader: str, timeout_s: float) -> dict[str, Any]:
+        """The next card presented at ``reader``, as its HMAC (never the number)."""
         if reader not in READERS:
             raise NotFound(f"no reader {reader!r}")
-        queue = self._cards.setdefault(reader, asyncio.Queue())
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._captures[reader] = future
         try:
-            value = await asyncio.wait_for(queue.get(), timeout_s)
+            digest = await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
-            raise DeviceTimeout(f"no card was presented at {reader} in {timeout_s:g} s") from None
-        token = "enr_" + secrets.token_urlsafe(12)
-        self._enrolments[token] = ("rf_card", value)
-        return {"reader": reader, "kind": "rf_card", "enrolment_token": token, "display": "****"}
+            raise TimeoutError(f"no card was presented at {reader} in {timeout_s:g} s") from None
+        finally:
+            self._captures.pop(reader, None)
+        known = [c["id"] for c in self._doc["credentials"] if c.get("value_hmac") == digest]
+        return {
+            "reader": reader,
+            "value_hmac": digest,
+            "known": bool(known),
+            "credential": known[0] if known else None,
+        }
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

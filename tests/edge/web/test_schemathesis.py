@@ -24,8 +24,8 @@ from edge.auth import AuthStore
 from edge.web.openapi import build_openapi
 from tests.edge.web.fake_site import FakeSite
 
-# Each operation gets this many examples: ~65 operations x 4 = a few hundred requests.
-EXAMPLES = 4
+# Each operation gets this many examples: 68 operations x 3 = about two hundred requests.
+EXAMPLES = 3
 
 schema = schemathesis.openapi.from_dict(build_openapi(version="0.1.0"))
 

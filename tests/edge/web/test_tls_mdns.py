@@ -16,11 +16,11 @@ from edge.tls import ensure_certificate, fingerprint, server_context
 
 
 def test_certificate_is_made_once_with_a_private_key_only_the_owner_reads(tmp_path: Path) -> None:
-    cert, key = ensure_certificate(tmp_path / "data", site_id="demo")
+    cert, key = ensure_certificate(tmp_path / "data", hostname="doorkeep-demo.local")
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     fp = fingerprint(cert)
     assert re.fullmatch(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", fp)
-    again = ensure_certificate(tmp_path / "data", site_id="demo")
+    again = ensure_certificate(tmp_path / "data", hostname="doorkeep-demo.local")
     assert again == (cert, key)
     assert fingerprint(cert) == fp  # not re-made
 
@@ -28,7 +28,7 @@ def test_certificate_is_made_once_with_a_private_key_only_the_owner_reads(tmp_pa
 async def test_server_presents_the_certificate_with_the_printed_fingerprint(
     tmp_path: Path,
 ) -> None:
-    cert, key = ensure_certificate(tmp_path, site_id="demo")
+    cert, key = ensure_certificate(tmp_path, hostname="doorkeep-demo.local")
 
     async def hello(_: web.Request) -> web.Response:
         return web.Response(text="hi")
@@ -77,7 +77,7 @@ async def test_advertised_gateway_is_discovered_on_loopback() -> None:
         fingerprint="AB:CD:EF",
         interfaces=["127.0.0.1"],
     ):
-        found = await discover(1.5, interfaces=["127.0.0.1"])
+        found = await discover(0.8, interfaces=["127.0.0.1"])
     mine = [g for g in found if g.site_id == "mdns-test"]
     assert len(mine) == 1
     gw = mine[0]
