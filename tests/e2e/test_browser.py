@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -82,7 +84,6 @@ def test_new_person_with_pin_opens_a_door_and_the_door_changes_live(
     gateway = daemon
     gateway.make_admin()
     login(page, gateway)
-    shot(page, "dashboard")
 
     page.get_by_role("link", name="People").click()
     page.get_by_role("button", name="New").click()
@@ -175,10 +176,33 @@ def test_logs_export_as_csv_and_xlsx(page: Page, daemon: Daemon, tmp_path: Path)
     expect(page.get_by_role("cell", name="admin:admin")).to_be_visible()
 
 
-def test_settings_and_phone_layout(page: Page, daemon: Daemon) -> None:
+def seed_today(daemon: Daemon, n: int = 40) -> None:
+    """Presentations spread over today so far ('at' is allowed on simulation sites)."""
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    tries = [
+        ("gate-in", "pin", "4711"),  # Judy: granted
+        ("plant-in", "rf_card", "00209CBF"),  # Cathy's card: granted
+        ("lobby-in", "pin", "4711"),  # granted
+        ("plant-in", "pin", "4711"),  # Judy may not enter the plant room
+        ("gate-in", "pin", "5555"),  # unknown PIN
+    ]
+    for i in range(n):
+        at = midnight + (now - midnight) * (i + 0.5) / (n + 1)
+        reader, kind, value = tries[(i * 7 + i // 3) % len(tries)]
+        daemon.api("POST", "/presentations", {
+            "reader": reader, "kind": kind, "value": value, "at": at.isoformat()})  # fmt: skip
+
+
+def test_dashboard_settings_and_phone_layout(page: Page, daemon: Daemon) -> None:
     gateway = daemon
     gateway.make_admin()
+    seed_today(daemon)
     login(page, gateway)
+    expect(page.locator(".chart svg")).to_have_attribute(
+        "aria-label", re.compile(r"Today: [1-9][0-9]* granted, [1-9][0-9]* denied")
+    )
+    shot(page, "dashboard")
     page.get_by_role("link", name="Settings").click()
     page.get_by_label("Lockout after failures").fill("7")
     page.get_by_role("button", name="Save settings").click()
@@ -227,6 +251,7 @@ def test_present_a_card_now_enrols_the_card_without_showing_its_number(
             break
         page.wait_for_timeout(100)
     expect(note).to_contain_text("Card read (****)")
+    shot(page, "enrol-card")
     page.get_by_role("button", name="Create").click()
     expect(page.get_by_role("cell", name="c-cathy-card")).to_be_visible()
     assert "A1B2C3" not in page.content().upper()
