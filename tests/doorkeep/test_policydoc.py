@@ -127,3 +127,17 @@ def test_non_object_document_is_one_clear_issue():
     assert [str(i) for i in policydoc.validate_document([1, 2])] == [
         "document: -: a policy document must be a JSON object"
     ]
+
+
+def test_schema_errors_on_a_credential_never_quote_its_value():
+    doc = document()
+    doc["credentials"].append(
+        {"id": "c-both", "person": "p-ken", "kind": "pin", "value": "8642", "value_hmac": "0" * 64}
+    )
+    doc["credentials"].append({"id": "c-num", "person": "p-ken", "kind": "pin", "value": 97531})
+    doc["temp_keys"][0]["code"] = ""
+    found = messages(doc)
+    assert "give exactly one of value or value_hmac" in found[("credentials/c-both", "-")]
+    assert ("credentials/c-num", "value") in found
+    text = " ".join(str(i) for i in policydoc.validate_document(doc))
+    assert "8642" not in text and "97531" not in text
