@@ -7,38 +7,38 @@ const list = (v) => (v ? v.split(",").map((x) => x.trim()).filter(Boolean) : [])
 // field: [path, label, type, options]; type: text|select|list|bool|int|secret|datetime
 export const ENTITY_PAGES = {
   people: {
-    title: "People", write: "admin",
+    one: "person", title: "People", write: "admin",
     fields: [["id", "Id", "text"], ["name", "Name", "text"], ["kind", "Kind", "select", ["resident", "staff", "delivery"]],
       ["apartment", "Apartment", "ref", "apartments"], ["role", "Role in apartment", "select", ["", "master", "member"]],
       ["groups", "Access groups (comma separated)", "list"], ["valid_until", "Valid until", "datetime"], ["active", "Active", "bool"]],
     columns: ["id", "name", "kind", "apartment", "groups"],
   },
   apartments: {
-    title: "Apartments", write: "admin",
+    one: "apartment", title: "Apartments", write: "admin",
     fields: [["id", "Id", "text"], ["building", "Building", "ref", "buildings"], ["number", "Number", "text"], ["floor", "Floor", "text"],
       ["name", "Name", "text"], ["valid_from", "Lease from", "datetime"], ["valid_until", "Lease until", "datetime"], ["auto_delete", "Remove residents when the lease ends", "bool"]],
     columns: ["id", "building", "number", "floor", "name", "valid_until"],
   },
   buildings: {
-    title: "Buildings", write: "admin",
+    one: "building", title: "Buildings", write: "admin",
     fields: [["id", "Id", "text"], ["name", "Name", "text"]],
     columns: ["id", "name"],
   },
   credentials: {
-    title: "Credentials", write: "installer",
+    one: "credential", title: "Credentials", write: "installer",
     fields: [["id", "Id", "text"], ["person", "Person", "ref", "people"], ["kind", "Kind", "select", CRED_KINDS],
       ["value", "Value (PIN, card number, plate)", "secret"], ["label", "Label", "text"], ["active", "Active", "bool"]],
     columns: ["id", "person", "kind", "label"],
   },
   groups: {
-    title: "Access groups", write: "admin",
+    one: "access group", title: "Access groups", write: "admin",
     fields: [["id", "Id", "text"], ["name", "Name", "text"], ["doors", "Doors (comma separated)", "list"],
       ["schedule.repeat", "Repeats", "select", ["daily", "weekly", "never"]], ["schedule.days", "Days (weekly: mon,tue,...)", "list"],
       ["schedule.start", "From", "text"], ["schedule.end", "Until", "text"]],
     columns: ["id", "name", "doors", "building_default"],
   },
   "temp-keys": {
-    title: "Temp keys", write: "admin", kind: "temp_keys",
+    one: "temp key", title: "Temp keys", write: "admin", kind: "temp_keys",
     fields: [["id", "Id", "text"], ["name", "Name", "text"], ["apartment", "Apartment", "ref", "apartments"], ["kind", "Kind", "select", ["pin", "qr"]],
       ["code", "Code (PIN: 8 digits starting with 9)", "secret"], ["doors", "Doors (comma separated)", "list"],
       ["uses_per_door", "Uses per door", "int"], ["schedule.repeat", "Repeats", "select", ["never", "daily", "weekly"]],
@@ -46,7 +46,7 @@ export const ENTITY_PAGES = {
     columns: ["id", "name", "apartment", "kind", "doors", "uses_per_door"],
   },
   reservations: {
-    title: "Reservations", write: "admin",
+    one: "reservation", title: "Reservations", write: "admin",
     fields: [["id", "Id", "text"], ["door", "Amenity door", "text"], ["person", "Person", "ref", "people"],
       ["start", "Start", "datetime"], ["end", "End", "datetime"]],
     columns: ["id", "door", "person", "start", "end"],
@@ -171,7 +171,7 @@ export async function entityPage(root, segment) {
         error.textContent = errorText(err);
       }
     });
-    put(editor, h("section", { class: "panel" }, h("h2", {}, isNew ? `New ${spec.title.toLowerCase()}` : `${spec.title}: ${entity.id}`), form, error, buttons));
+    put(editor, h("section", { class: "panel" }, h("h2", {}, isNew ? `New ${spec.one}` : `${spec.one[0].toUpperCase()}${spec.one.slice(1)} ${entity.id}`), form, error, buttons));
     editor.scrollIntoView({ block: "nearest" });
   };
 

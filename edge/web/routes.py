@@ -722,7 +722,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "HardwareConfig": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {k: {"type": "array", "items": _OBJ} for k in HARDWARE_TABLES},
+        "properties": {
+            k: {"type": "array", "items": _ref("TomlTable"), "maxItems": 1024}
+            for k in HARDWARE_TABLES
+        },
+    },
+    # A site.toml table: lower-case keys, values TOML can hold (TOML has no null).
+    "TomlTable": {
+        "type": "object",
+        "propertyNames": {"pattern": "^[a-z_][a-z0-9_]{0,63}$"},
+        "additionalProperties": _ref("TomlValue"),
+    },
+    "TomlValue": {
+        "type": ["string", "integer", "number", "boolean", "array", "object"],
+        "items": _ref("TomlValue"),
+        "additionalProperties": _ref("TomlValue"),
     },
     "ScanResult": {
         "type": "object",
