@@ -184,6 +184,10 @@ async def _errors(request: web.Request, handler: Callable[..., Awaitable[Any]]) 
             log.warning("device error on %s %s: %s", request.method, request.path, err)
         extra = {"problems": list(err.problems)} if hasattr(err, "problems") else {}
         response = _error_body(status, code, str(err), getattr(err, "field", None), **extra)
+    except Exception:
+        # A bug: log it once with its traceback; the client learns nothing internal.
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        response = _error_body(500, "internal_error", "internal error; see the gateway log", None)
     _secure_headers(request, response)
     return response
 

@@ -282,8 +282,10 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
         gw.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Any]:
+    # Module scope: the sync driver's own event loop is gone before other modules'
+    # asyncio tests run.
     with sync_playwright() as pw:
         yield pw
 

@@ -272,3 +272,15 @@ async def test_emergency_and_users(api: Api) -> None:
     api.auth.create_user("zed", "z" * 12, "admin")
     assert (await api.client.delete("/api/v1/users/alice", headers=admin)).status == 204
     assert (await api.client.delete("/api/v1/users/zed", headers=admin)).status == 409
+
+
+async def test_a_bug_answers_a_json_500_and_is_logged_once(api: Api, caplog: Any) -> None:
+    def broken() -> Any:
+        raise KeyError("oops")
+
+    api.site.sync_status = broken  # type: ignore[method-assign]
+    resp = await api.client.get("/api/v1/sync", headers=api.token("viewer"))
+    assert resp.status == 500
+    assert (await j(resp))["error"]["code"] == "internal_error"
+    assert "oops" not in await resp.text()
+    assert [r.levelname for r in caplog.records if "unexpected error" in r.message] == ["ERROR"]
