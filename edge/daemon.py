@@ -191,6 +191,10 @@ async def _start_optional(
 
         await start_sync(site, stack)
         print_fn(f"doorkeep: syncing with {config.cloud.url}")
+    if config.mqtt is not None:
+        from edge.mqtt import MqttBridge  # noqa: PLC0415
+
+        await stack.enter_async_context(MqttBridge(site, config.mqtt))
 
 
 def _addresses(host: str) -> list[str]:
