@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -631,3 +633,39 @@ async def test_database_files_are_private_and_the_writer_thread_ends(tmp_path: P
         assert any(t.name == "doorkeep-store-writer" for t in threading.enumerate())
     assert modes == {"private.db": 0o600, "private.db-wal": 0o600, "private.db-shm": 0o600}
     assert not any(t.name == "doorkeep-store-writer" for t in threading.enumerate())
+
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet="abcxyz_éü", max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(details=st.lists(st.dictionaries(st.sampled_from(["a", "b", "ü"]), JSON_VALUES), max_size=6))
+async def test_anyone_can_recompute_the_chain_from_the_documented_rule(
+    tmp_path_factory: pytest.TempPathFactory, details: list[dict[str, Any]]
+) -> None:
+    """sha256(prev + canonical JSON of the twelve fields), genesis from the epoch:
+    written out here with hashlib and json only, as docs/storage.md states it."""
+    path = tmp_path_factory.mktemp("chain") / "c.db"
+    async with EdgeStore.open(path, site_id="demo") as store:
+        for i, detail in enumerate(details):
+            await store.record_event(access(i, detail=detail))
+        events = await store.events_above(0, 100)
+        epoch = store.epoch
+    prev = hashlib.sha256(f"doorkeep-chain:{epoch}".encode()).hexdigest()
+    for event, detail in zip(events, details, strict=True):
+        assert event["detail"] == detail
+        body = {k: v for k, v in event.items() if k not in ("hash", "epoch", "redacted")}
+        assert len(body) == 12
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        prev = hashlib.sha256(prev.encode() + canonical.encode()).hexdigest()
+        assert event["hash"] == prev
