@@ -159,13 +159,15 @@ def discovery(
             if not (enabled and entity.applies(door, allow_commands)):
                 out.append(Publication(topic, "", retain=True))
                 continue
+            object_id = f"{node}_{door.id}_{entity.suffix}".replace("-", "_")  # HA: no "-"
             config = entity.fields(topics, door)
             name = config["name"]
             config["name"] = door.name if name is None else f"{door.name} {name}"
             config.update(
                 {
                     "unique_id": f"{node}_{door.id}_{entity.suffix}",
-                    "object_id": f"{node}_{door.id}_{entity.suffix}",
+                    # HA >= 2025.10 (object_id is deprecated there)
+                    "default_entity_id": f"{entity.component}.{object_id}",
                     "device": device,
                     "origin": {"name": "doorkeep", "sw_version": version},
                     "availability": [

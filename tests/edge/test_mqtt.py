@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,8 +276,10 @@ async def test_home_assistant_discovery_is_retained_valid_and_commands_only_when
     assert len(set(unique_ids)) == len(unique_ids) == 5
     devices = {json.dumps(b["device"], sort_keys=True) for b in bodies.values()}
     assert len(devices) == 1 and json.loads(devices.pop())["identifiers"] == [node]
-    for body in bodies.values():
+    for topic, body in bodies.items():
         assert body["availability"][0] == {"topic": STATUS}
+        component = topic.split("/")[1]
+        assert re.fullmatch(component + r"\.[a-z0-9_]+", body["default_entity_id"]), body
         assert body["availability_mode"] == "all"
     with_command = {t for t, b in bodies.items() if "command_topic" in b}
     if commands:
