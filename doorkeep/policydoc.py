@@ -534,16 +534,15 @@ def validate_document(
         # schema found plus the semantic problems of the entities it did not flag.
         flagged = {i.entity for i in issues}
         partial = {
-            k: [e for e in v if f"{k}/{entity_key(k, e)}" not in flagged]
+            k: [
+                e
+                for e in v
+                if isinstance(e, dict) and f"{k}/{entity_key(k, e)}" not in flagged
+            ]
             if k in ENTITY_KINDS and isinstance(v, list)
             else v
             for k, v in doc.items()
-        }
-        partial = {
-            k: [e for e in v if isinstance(e, dict)]
-            if k in ENTITY_KINDS and isinstance(v, list)
-            else v
-            for k, v in partial.items()
+            if k not in ENTITY_KINDS or isinstance(v, list)
         }
         if "settings" in flagged:
             partial.pop("settings", None)

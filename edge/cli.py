@@ -17,7 +17,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -262,10 +262,22 @@ def cmd_events(args: argparse.Namespace) -> int:
     query: dict[str, Any] = {
         k: v for k in ("type", "door", "person", "result") if (v := getattr(args, k)) is not None
     }
+    tz = _load_config(args).tz
     for key in ("since", "until"):
         value = getattr(args, key)
-        if value is not None:
-            query[key] = _parse_at(value) if "T" in value else value
+        if value is None:
+            continue
+        if "T" in value:
+            query[key] = _parse_at(value)
+            continue
+        try:  # a plain date is the whole day in the site's time zone
+            day = date.fromisoformat(value)
+        except ValueError as err:
+            raise UserError(
+                f"--{key} {value!r} is neither a date (2026-11-20) nor a date-time"
+            ) from err
+        start = datetime.combine(day + timedelta(days=1 if key == "until" else 0), time.min, tz)
+        query[key] = start - timedelta(microseconds=1) if key == "until" else start
 
     async def run() -> tuple[list[dict[str, Any]], Any]:
         async with _offline_site(args) as site:

@@ -1058,7 +1058,10 @@ def write_site_toml(
     the old file or the new one, never half of one.
     """
     p = Path(path)
-    text = render_site_toml(cfg_dict)
+    try:
+        text = render_site_toml(cfg_dict)
+    except (TypeError, ValueError) as err:  # a null or an object TOML cannot hold
+        raise SiteConfigError(p, [f"{p}: cannot be written as TOML: {err}"]) from err
     config = parse_site_config(text, p, board_types=board_types)
     p.parent.mkdir(parents=True, exist_ok=True)
     mode = p.stat().st_mode & 0o777 if p.exists() else 0o640

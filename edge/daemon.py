@@ -165,7 +165,7 @@ async def _start_optional(
     runner: web.AppRunner,
     print_fn: Callable[[str], None],
 ) -> None:
-    """mDNS advertising and the cloud sync client, when they apply."""
+    """mDNS advertising, the cloud sync client and the MQTT bridge, when they apply."""
     config = site.config
     if os.environ.get("DOORKEEP_MDNS", "1") != "0" and config.web.host not in (
         "127.0.0.1",

@@ -141,3 +141,16 @@ def test_schema_errors_on_a_credential_never_quote_its_value():
     assert ("credentials/c-num", "value") in found
     text = " ".join(str(i) for i in policydoc.validate_document(doc))
     assert "8642" not in text and "97531" not in text
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"format": "doorkeep.policy/1", "hold_open": [[None, None]]},
+        {"format": "doorkeep.policy/1", "people": [1, "x"], "groups": None},
+        {"format": "doorkeep.policy/1", "settings": []},
+    ],
+)
+def test_entities_of_the_wrong_json_type_are_reported_not_crashed_on(bad):
+    issues = policydoc.validate_document(bad)
+    assert issues and all(i.message for i in issues)

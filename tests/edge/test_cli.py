@@ -8,7 +8,9 @@ import json
 import stat
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -184,3 +186,17 @@ def test_relay_test_pulses_a_simulated_relay(site, capsys):
     assert code == 0 and "pulsed" in out
     code, out, _ = run(capsys, "bus", "scan", "sim-1")
     assert code == 0 and "1 board(s) answer: 1" in out
+
+
+def test_events_take_plain_dates_as_whole_days_in_the_site_zone(site, tmp_path, capsys):
+    import asyncio
+
+    run(capsys, "policy", "apply", write_policy(tmp_path, POLICY))
+    asyncio.run(_present(site / "site.toml"))
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()
+    code, out, _ = run(capsys, "events", "--since", today.isoformat(), "--until", today.isoformat())
+    assert code == 0 and len(json.loads(out)) == 2
+    code, out, _ = run(capsys, "events", "--until", (today - timedelta(days=1)).isoformat())
+    assert code == 0 and json.loads(out) == []
+    code, _, err = run(capsys, "events", "--since", "yesterday")
+    assert code == 1 and "neither a date" in err
