@@ -534,11 +534,7 @@ def validate_document(
         # schema found plus the semantic problems of the entities it did not flag.
         flagged = {i.entity for i in issues}
         partial = {
-            k: [
-                e
-                for e in v
-                if isinstance(e, dict) and f"{k}/{entity_key(k, e)}" not in flagged
-            ]
+            k: [e for e in v if isinstance(e, dict) and f"{k}/{entity_key(k, e)}" not in flagged]
             if k in ENTITY_KINDS and isinstance(v, list)
             else v
             for k, v in doc.items()

@@ -218,7 +218,7 @@ class Schedule:
                 raise ValueError(f"schedule.{key} is missing")
         except_holidays = d.get("except_holidays", False)
         if not isinstance(except_holidays, bool):
-            raise ValueError(  # noqa: TRY004 - from_dict reports every bad input as ValueError
+            raise ValueError(
                 f"schedule.except_holidays must be true or false, got {except_holidays!r}"
             )
         days = _ALL_DAYS
@@ -292,9 +292,7 @@ class Schedule:
 
 def _parse_time(key: str, value: Any) -> time:
     if not isinstance(value, str):
-        raise ValueError(  # noqa: TRY004 - from_dict reports every bad input as ValueError
-            f'schedule.{key} must be a time "HH:MM[:SS]", got {value!r}'
-        )
+        raise ValueError(f'schedule.{key} must be a time "HH:MM[:SS]", got {value!r}')
     m = _TIME_RE.match(value)
     if m is None:
         raise ValueError(

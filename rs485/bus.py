@@ -89,7 +89,7 @@ class _Transaction:
     track: bool = field(compare=False, default=True)
 
 
-class _Timeout(Exception):  # noqa: N818 - internal signal, never escapes the bus
+class _Timeout(Exception):
     pass
 
 
