@@ -178,6 +178,8 @@ class Hardware:
             ctl.state = step.state
             ok = True
             for command in step.commands:
+                if isinstance(command, ds.RelayOff) and self._board_already_off(ctl, step):
+                    continue
                 ok = await self._command(ctl, command) and ok
         for alarm in step.alarms:
             if alarm.kind is ds.AlarmKind.BOARD_OFFLINE:
@@ -186,6 +188,16 @@ class Hardware:
         for door_event in step.events:
             await self._emit(door_id, str(door_event.action), None, {"detail": door_event.detail})
         return ok
+
+    @staticmethod
+    def _board_already_off(ctl: DoorController, step: ds.Step) -> bool:
+        """A relock at the end of a pulse on a board with its own pulse timer: the board
+        switched the relay off by itself, so a RelayOff would only put one more frame on
+        the bus in front of the next door command."""
+        board_type = BOARD_TYPES.get(ctl.board.type_name)
+        return bool(board_type and board_type.own_timer) and any(
+            e.action is ds.DoorAction.LOCKED and e.detail == "window_ended" for e in step.events
+        )
 
     async def _command(self, ctl: DoorController, command: Any) -> bool:
         channel = ctl.config.relay.channel

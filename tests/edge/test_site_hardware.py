@@ -202,3 +202,12 @@ async def test_hold_open_schedule_unlocks_and_relocks_the_door(site: Site):
     assert site.door("gate")["state"] == "held_open" and coil(site, DOORS_ADDRESS, GATE_RELAY)
     assert await site.hold_open_tick(monday_morning + timedelta(hours=1)) == set()
     assert site.door("gate")["state"] == "locked" and not coil(site, DOORS_ADDRESS, GATE_RELAY)
+
+
+async def test_relock_after_a_board_timed_pulse_puts_no_extra_command_on_the_bus(site: Site):
+    board = site.hw.sims["rs485-1"].board(DOORS_ADDRESS)
+    await site.present("gate-in", "pin", "2580")
+    await until(lambda: site.door("gate")["state"] == "locked", timeout=3)
+    writes = [pdu for pdu in board.requests if pdu[0] in (0x05, 0x0F)]  # write coil(s)
+    assert len(writes) == 1 and writes[0][1:3] == bytes([0x02, GATE_RELAY - 1])  # one flash-on
+    assert not coil(site, DOORS_ADDRESS, GATE_RELAY)
