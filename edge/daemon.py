@@ -32,6 +32,8 @@ POLICY_WATCH_S = 2.0  # how often the daemon looks for a policy committed by ano
 HOLD_OPEN_CHECK_S = 5.0
 RETENTION_EVERY_S = 3600.0
 WATCHDOG_S = 10.0
+# Reader types site.toml accepts whose hardware drivers are not written yet.
+UNDRIVEN_READER_TYPES = frozenset({"osdp", "serial"})
 
 
 def sd_notify(message: str) -> None:
@@ -167,6 +169,14 @@ async def _start_optional(
 ) -> None:
     """mDNS advertising, the cloud sync client and the MQTT bridge, when they apply."""
     config = site.config
+    for reader in config.readers:
+        if reader.type in UNDRIVEN_READER_TYPES:
+            log.warning(
+                "reader %s: type %r has no driver yet; its presentations must come through "
+                "POST /api/v1/presentations or MQTT",
+                reader.id,
+                reader.type,
+            )
     if os.environ.get("DOORKEEP_MDNS", "1") != "0" and config.web.host not in (
         "127.0.0.1",
         "localhost",
