@@ -188,20 +188,7 @@ async def presentation_scenario(
                 result = await site.present(reader, "pin", "2580")
                 assert result["result"] == "success", result
                 latencies.append((acked[0] - started) * 1000)
-    exchange = (2 * rtu.frame_time(8, baud) + rtu.t35(baud)) * 1000
-    bound = (2 * rtu.frame_time(8, baud) + 2 * rtu.t35(baud)) * 1000
-    p50, p99 = pct(latencies, 50), pct(latencies, 99)
-    return {
-        "baud": baud,
-        "loaded": loaded,
-        "exchange_ms": exchange,
-        "bound_ms": bound,
-        "p50_ms": p50,
-        "p99_ms": p99,
-        "max_ms": max(latencies),
-        "overhead_p99_ms": p99 - exchange,
-        "ratio_p99": p99 / bound,
-    }
+    return summary(baud, latencies, loaded=loaded)
 
 
 async def main() -> None:
