@@ -138,6 +138,29 @@ def _limit(limit: int) -> int:
     return min(limit, MAX_LIMIT)
 
 
+def _window_and_cursor(
+    where: list[str],
+    args: list[Any],
+    *,
+    since: datetime | str | None,
+    until: datetime | str | None,
+    key: str,
+    kind: str,
+    cursor: str | None,
+) -> None:
+    """The time window (``since`` inclusive, ``until`` exclusive) and the page cursor
+    (rows older than the last one seen), shared by the event and audit searches."""
+    if since is not None:
+        where.append("ts >= ?")
+        args.append(_chain.time_key(_chain.parse_time(since, "since")))
+    if until is not None:
+        where.append("ts < ?")
+        args.append(_chain.time_key(_chain.parse_time(until, "until")))
+    if cursor is not None:
+        where.append(f"{key} < ?")
+        args.append(_chain.decode_cursor(kind, cursor))
+
+
 _EVENT_COLUMNS = ", ".join((*_chain.EVENT_FIELDS, "hash", "redacted"))
 
 
@@ -506,15 +529,9 @@ class EdgeStore:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(_chain.time_key(_chain.parse_time(since, "since")))
-        if until is not None:
-            where.append("ts < ?")
-            args.append(_chain.time_key(_chain.parse_time(until, "until")))
-        if cursor is not None:
-            where.append("seq < ?")
-            args.append(_chain.decode_cursor("events", cursor))
+        _window_and_cursor(
+            where, args, since=since, until=until, key="seq", kind="events", cursor=cursor
+        )
         page = _limit(limit)
         sql = (
             f"SELECT {_EVENT_COLUMNS} FROM events"  # noqa: S608 - only fixed column names
@@ -737,15 +754,9 @@ class EdgeStore:
         if action is not None:
             where.append("action = ?")
             args.append(action)
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(_chain.time_key(_chain.parse_time(since, "since")))
-        if until is not None:
-            where.append("ts < ?")
-            args.append(_chain.time_key(_chain.parse_time(until, "until")))
-        if cursor is not None:
-            where.append("id < ?")
-            args.append(_chain.decode_cursor("audit", cursor))
+        _window_and_cursor(
+            where, args, since=since, until=until, key="id", kind="audit", cursor=cursor
+        )
         page = _limit(limit)
         sql = (
             "SELECT id, at, actor, action, target, detail FROM audit"  # noqa: S608
