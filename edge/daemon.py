@@ -21,7 +21,6 @@ from typing import Any
 
 from aiohttp import web
 
-from doorkeep import policydoc
 from edge.auth import AuthStore
 from edge.config import SiteConfig
 from edge.service import Site
@@ -70,7 +69,7 @@ async def _hold_open(site: Site) -> None:
 
 async def _retention(site: Site) -> None:
     while True:
-        days = policydoc.settings_of(site.policy_document()).get("door_event_days", 30)
+        days = site.get_settings().get("door_event_days", 30)
         try:
             removed = await site.store.prune(
                 now=datetime.now(UTC), door_event_days=days, only_acknowledged=site.sync is not None

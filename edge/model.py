@@ -165,6 +165,7 @@ class PolicySnapshot:
     temp_keys: Mapping[str, TempKey]  # code_hmac -> temp key
     reservations: Mapping[tuple[str, str], tuple[Reservation, ...]]  # (person, door)
     holidays: frozenset[date]
+    hold_open: tuple[tuple[str, Schedule], ...] = ()  # (door, schedule) of the policy
     version: int = 0
     digest: str = ""
 
@@ -273,6 +274,9 @@ def build_snapshot(
         temp_keys=temp_keys,
         reservations={k: tuple(v) for k, v in reservations.items()},
         holidays=frozenset(date.fromisoformat(h["date"]) for h in doc.get("holidays") or []),
+        hold_open=tuple(
+            (h["door"], Schedule.from_dict(h["schedule"], tz)) for h in doc.get("hold_open") or []
+        ),
         version=version,
         digest=digest,
     )

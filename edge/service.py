@@ -30,7 +30,7 @@ from edge.config import SiteConfig, load_site_config, write_site_toml
 from edge.decide import Decision, Presentation, SiteState, decide
 from edge.hardware import Hardware, NullHardware
 from edge.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec, build_snapshot
-from edge.schedule import Instant, Schedule
+from edge.schedule import Instant
 from edge.store import AuditEntry, EdgeStore
 
 log = logging.getLogger(__name__)
@@ -501,13 +501,12 @@ class Site:
     async def hold_open_tick(self, now: datetime) -> set[str]:
         """Start and end the policy's hold-open schedules; returns the doors held open."""
         at = Instant.of(now, self.tz)
-        wanted = set()
-        for entry in self._doc.get("hold_open") or []:
-            schedule = Schedule.from_dict(entry["schedule"], self.tz)  # validated on apply
-            if entry["door"] in self.snapshot.doors and schedule.is_open(
-                at, self.snapshot.holidays
-            ):
-                wanted.add(entry["door"])
+        snapshot = self.snapshot
+        wanted = {
+            door
+            for door, schedule in snapshot.hold_open
+            if door in snapshot.doors and schedule.is_open(at, snapshot.holidays)
+        }
         for door in sorted(wanted - self._held_open):
             await self.hw.hold_open(door, True)
         for door in sorted(self._held_open - wanted):
