@@ -792,45 +792,27 @@ class Site:
         people, its temp keys and its door logs; the audit log keeps all of it."""
         self._check_local()
         self.get_entity("apartments", apartment_id)
-        new_doc = copy.deepcopy(self._doc)
-        people = [p for p in new_doc.get("people") or [] if p.get("apartment") == apartment_id]
-        removed_people = [p["id"] for p in people if p.get("role") != "master"]
+        people = [p for p in self._doc.get("people") or [] if p.get("apartment") == apartment_id]
+        members = {p["id"] for p in people if p.get("role") != "master"}
         residents = {p["id"] for p in people}
-        removed_creds = [
-            c["id"] for c in new_doc.get("credentials") or [] if c["person"] in residents
-        ]
-        removed_keys = [
-            t["id"] for t in new_doc.get("temp_keys") or [] if t.get("apartment") == apartment_id
-        ]
-        removed_res = [
-            r["id"] for r in new_doc.get("reservations") or [] if r["person"] in set(removed_people)
-        ]
-        new_doc["people"] = [p for p in new_doc["people"] if p["id"] not in set(removed_people)]
-        new_doc["credentials"] = [
-            c for c in new_doc.get("credentials") or [] if c["id"] not in set(removed_creds)
-        ]
-        new_doc["temp_keys"] = [
-            t for t in new_doc.get("temp_keys") or [] if t["id"] not in set(removed_keys)
-        ]
-        new_doc["reservations"] = [
-            r for r in new_doc.get("reservations") or [] if r["id"] not in set(removed_res)
-        ]
-        summary = {
-            "people": removed_people,
-            "credentials": removed_creds,
-            "temp_keys": removed_keys,
-            "reservations": removed_res,
+        # what goes, per entity kind; the master person stays
+        goes: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+            "people": lambda e: e["id"] in members,
+            "credentials": lambda e: e["person"] in residents,
+            "temp_keys": lambda e: e.get("apartment") == apartment_id,
+            "reservations": lambda e: e["person"] in members,
         }
+        new_doc = copy.deepcopy(self._doc)
+        summary: dict[str, Any] = {}
+        for kind, gone in goes.items():
+            entities = new_doc.get(kind) or []
+            summary[kind] = [e["id"] for e in entities if gone(e)]
+            new_doc[kind] = [e for e in entities if not gone(e)]
         await self._validated_commit(
             new_doc,
             {},
-            {
-                "people": removed_people,
-                "credentials": removed_creds,
-                "temp_keys": removed_keys,
-                "reservations": removed_res,
-            },
-            AuditEntry(actor, "apartments.reset", f"apartments/{apartment_id}", summary),
+            {kind: list(summary[kind]) for kind in goes},
+            AuditEntry(actor, "apartments.reset", f"apartments/{apartment_id}", dict(summary)),
         )
         summary["events_redacted"] = await self.store.redact_apartment_events(
             apartment_id, actor=actor
