@@ -378,7 +378,7 @@ async def _put(
 ) -> web.Response:
     if not isinstance(body, dict):
         raise PolicyError("send the entity as a JSON object", [])
-    field = "date" if kind == "holidays" else "id"
+    field = policydoc.key_field(kind)
     if body.setdefault(field, key) != key:
         raise PolicyError(f"the body's {field} {body[field]!r} differs from the URL's {key!r}", [])
 

@@ -75,9 +75,14 @@ _TEMP_PIN = re.compile(r"9[0-9]{7}")
 _FLOOR_NUMBER = re.compile(r"-?[0-9]{1,3}")
 
 
+def key_field(kind: str) -> str:
+    """The field that identifies an entity of the list ``kind`` ("id" for most)."""
+    return _KEY_FIELD.get(kind, "id")
+
+
 def entity_key(kind: str, entity: Mapping[str, Any]) -> str:
     """The identifier of ``entity`` inside the list ``kind``."""
-    return str(entity.get(_KEY_FIELD.get(kind, "id"), ""))
+    return str(entity.get(key_field(kind), ""))
 
 
 def empty_document() -> dict[str, Any]:
@@ -274,7 +279,7 @@ class _Checker:
             for name, item in self.items(kind):
                 key = entity_key(kind, item)
                 if key in seen:
-                    self.add(name, _KEY_FIELD.get(kind, "id"), f"duplicate {kind} key {key!r}")
+                    self.add(name, key_field(kind), f"duplicate {kind} key {key!r}")
                 seen.add(key)
             known = self.known.get(kind)
             self.ids[kind] = seen | {

@@ -718,9 +718,7 @@ class Site:
         doc_kind = self._kind(kind)
         if not isinstance(body, Mapping):
             raise ValueError("the body must be a JSON object")
-        key_field = (
-            "date" if doc_kind == "holidays" else "door" if doc_kind == "hold_open" else "id"
-        )
+        key_field = policydoc.key_field(doc_kind)
         entity = dict(body)
         if entity.setdefault(key_field, key) != key:
             raise ValueError(
