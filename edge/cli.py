@@ -116,12 +116,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from edge.service import Site  # noqa: PLC0415
+
     config = _load_config(args)
 
     async def run() -> list[str]:
-        async with _offline_site(args) as site:
-            doc = site.policy_document()
-            issues = policydoc.validate_document(doc, doors={d.id for d in config.doors})
+        async with Site.open(config, with_hardware=False) as site:
+            issues = policydoc.validate_document(
+                site.policy_document(), doors={d.id for d in config.doors}
+            )
             return [str(i) for i in issues]
 
     problems = asyncio.run(run())
