@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from doorkeep import policydoc  # noqa: E402
-from edge.decide import Presentation, decide  # noqa: E402
-from edge.model import DoorSpec, Memory, ReaderSpec, build_snapshot  # noqa: E402
-from edge.schedule import Instant, Schedule  # noqa: E402
+from edge.core.decide import Presentation, decide  # noqa: E402
+from edge.core.model import DoorSpec, Memory, ReaderSpec, build_snapshot  # noqa: E402
+from edge.core.schedule import Instant, Schedule  # noqa: E402
 
 TZ = ZoneInfo("Europe/Berlin")
 SECRET = b"benchmark-secret-0123456789abcdef"
@@ -288,7 +288,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, {root!r})
 t0 = time.perf_counter()
 from edge.store import EdgeStore
-from edge.model import build_snapshot
+from edge.core.model import build_snapshot
 from benchmarks.decision import hardware, SECRET
 async def main():
     async with EdgeStore.open(Path({db!r}), site_id="bench") as store:

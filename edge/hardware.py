@@ -1,6 +1,6 @@
 """The site's hardware, wired from site.toml: buses, boards, door controllers.
 
-This is the I/O shell around the pure door state machine (``edge/doorstate.py``): it
+This is the I/O shell around the pure door state machine (``edge/core/doorstate.py``): it
 feeds the machine inputs (grants, operator commands, contact and exit-button edges read
 by polling, the passing of time) and carries out what comes back (relay commands,
 alarms, door events). One ``DoorController`` per door; one polling task per board that
@@ -21,8 +21,8 @@ from typing import Any
 from doorkeep.errors import DeviceError, NotFound
 from drivers.base import RelayBoard
 from drivers.catalogue import BOARD_TYPES, open_board
-from edge import doorstate as ds
 from edge.config import DoorSection, SiteConfig
+from edge.core import doorstate as ds
 from rs485.bus import Bus
 from rs485.sim import SimulatedBus
 

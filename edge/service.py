@@ -27,10 +27,10 @@ from typing import Any
 from doorkeep import __version__, policydoc
 from doorkeep.errors import Conflict, NotFound, PolicyError, PolicyIssue
 from edge.config import SiteConfig, load_site_config, write_site_toml
-from edge.decide import Decision, Presentation, SiteState, decide
+from edge.core.decide import Decision, Presentation, SiteState, decide
+from edge.core.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec, build_snapshot
+from edge.core.schedule import Instant
 from edge.hardware import Hardware, NullHardware
-from edge.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec, build_snapshot
-from edge.schedule import Instant
 from edge.store import AuditEntry, EdgeStore
 
 log = logging.getLogger(__name__)

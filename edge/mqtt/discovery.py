@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from edge.doorstate import DoorAction
+from edge.core.doorstate import DoorAction
 
 from .topics import OFFLINE, ONLINE, Publication, Topics, dumps
 

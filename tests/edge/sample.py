@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from doorkeep import policydoc
-from edge.model import DoorSpec, PolicySnapshot, ReaderSpec, build_snapshot
+from edge.core.model import DoorSpec, PolicySnapshot, ReaderSpec, build_snapshot
 
 SECRET = b"s" * 32
 TZ = ZoneInfo("Europe/Berlin")

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from edge.decide import Decision, Presentation, Reason, SiteState, decide
-from edge.model import Memory, PolicySnapshot
+from edge.core.decide import Decision, Presentation, Reason, SiteState, decide
+from edge.core.model import Memory, PolicySnapshot
 
 from .sample import TZ, document, snapshot
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from doorkeep import policydoc
-from edge.decide import Presentation, Reason, SiteState, decide
-from edge.model import Memory, build_snapshot
+from edge.core.decide import Presentation, Reason, SiteState, decide
+from edge.core.model import Memory, build_snapshot
 
 from .sample import DOOR_IDS, DOORS, READERS, SECRET, TZ
 

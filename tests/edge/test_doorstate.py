@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.doorstate import (
+from edge.core.doorstate import (
     EVENT_TYPES,
     GRANT_GRACE_S,
     TRANSITIONS,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from edge.schedule import ALWAYS, DAY_NAMES, Instant, Repeat, Schedule
+from edge.core.schedule import ALWAYS, DAY_NAMES, Instant, Repeat, Schedule
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -22,7 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from doorkeep import cards
-from edge.model import (
+from edge.core.model import (
     ALL_FLOORS,
     Credential,
     DoorSpec,
@@ -38,7 +38,7 @@ from edge.model import (
     TempKey,
     TempKeyUsed,
 )
-from edge.schedule import Instant
+from edge.core.schedule import Instant
 
 
 class Reason(StrEnum):

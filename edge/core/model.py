@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from doorkeep import policydoc
-from edge.schedule import Schedule
+from edge.core.schedule import Schedule
 
 CREDENTIAL_KINDS = frozenset(policydoc.CREDENTIAL_KINDS)
 DOOR_KINDS = frozenset({"door", "amenity", "lift"})
