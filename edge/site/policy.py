@@ -128,9 +128,11 @@ class SitePolicy:
 
     # --- committing --------------------------------------------------------------------
 
-    async def _commit(self, prepare: Prepare, *, owner: str | None = None) -> tuple[int, Any]:
+    async def _commit(self, prepare: Prepare, *, local: bool = True) -> tuple[int, Any]:
         """Work out, check and index an edit off the event loop; store it; swap it in."""
         async with self._lock:
+            if local:  # again under the lock: a cloud install may have just taken over
+                self._check_local()
             version = self.snapshot.version + 1
             edit, digest, snapshot = await asyncio.to_thread(
                 self._prepare, prepare, self._doc, version
@@ -142,7 +144,7 @@ class SitePolicy:
                 replace=edit.replace,
                 version=version,
                 digest=digest,
-                owner=owner,
+                owner=None,
                 audit=edit.audit,
             )
             self._doc, self.snapshot = edit.doc, snapshot
@@ -165,7 +167,8 @@ class SitePolicy:
 
     async def apply(self, doc: Any, *, actor: str, source: str = "local") -> int:
         """Replace the whole policy. PolicyError listing every problem; nothing changes."""
-        if source == "local":
+        local = source == "local"
+        if local:
             self._check_local()
 
         def prepare(_current: Mapping[str, Any]) -> _Edit:
@@ -179,7 +182,7 @@ class SitePolicy:
                 replace=True,
             )
 
-        version, _ = await self._commit(prepare)
+        version, _ = await self._commit(prepare, local=local)
         return version
 
     async def install(
