@@ -372,7 +372,7 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
 
     async def run() -> bool:
         async with _hardware(args) as hw:
-            return await hw.relay_test(board, int(channel), args.ms)
+            return (await hw.relay_test(board, int(channel), args.ms)).confirmed
 
     ok = asyncio.run(run())
     outcome = f"pulsed for {args.ms} ms" if ok else "board did not answer"

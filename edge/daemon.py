@@ -55,21 +55,21 @@ async def _policy_watcher(site: Site) -> None:
     """Reload the policy when another process (the CLI) committed a new version."""
     while True:
         await asyncio.sleep(POLICY_WATCH_S)
-        state = await asyncio.to_thread(site.policy_header)
+        state = await asyncio.to_thread(site.policy.header)
         if state != (site.snapshot.version, site.snapshot.digest):
-            await site.reload_policy()
+            await site.policy.reload()
 
 
 async def _hold_open(site: Site) -> None:
     """Drive the policy's ``hold_open`` schedules into the door machines."""
     while True:
-        await site.hold_open_tick(datetime.now(UTC))
+        await site.door_control.hold_open_tick(datetime.now(UTC))
         await asyncio.sleep(HOLD_OPEN_CHECK_S)
 
 
 async def _retention(site: Site) -> None:
     while True:
-        days = site.get_settings().get("door_event_days", 30)
+        days = site.policy.settings().get("door_event_days", 30)
         try:
             removed = await site.store.prune(
                 now=datetime.now(UTC), door_event_days=days, only_acknowledged=site.sync is not None

@@ -4,19 +4,27 @@ This is the I/O shell around the pure door state machine (``edge/core/doorstate.
 feeds the machine inputs (grants, operator commands, contact and exit-button edges read
 by polling, the passing of time) and carries out what comes back (relay commands,
 alarms, door events). One ``DoorController`` per door; one polling task per board that
-has door inputs; one ticker for timers. Simulated buses (``port = "sim"``) start an
-in-process pymodbus server on a pseudo-terminal, so the demo drives real serial frames.
+has door inputs; one ticker for timers, all named tasks in one TaskGroup that lives as
+long as ``Hardware.open``. Simulated buses (``port = "sim"``) start an in-process pymodbus
+server on a pseudo-terminal, so the demo drives real serial frames.
+
+A command from the site (grant, unlock, lock, emergency, hold-open, relay test) returns an
+``Outcome``: what was commanded, whether the board confirmed it, and the door events and
+alarms it caused, so the site can log the cause before its effects. Only what nobody asked
+for (contact and exit-button edges, timers, boards going offline/online) is reported
+through the callbacks given to ``attach``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from doorkeep.errors import DeviceError, NotFound
 from drivers.base import RelayBoard
@@ -32,8 +40,72 @@ POLL_INTERVAL_S = 0.1  # door inputs are read at 10 Hz
 TICK_INTERVAL_S = 0.25  # timers (pulse end, held-open) advance this often
 FLOOR_PULSE_MS = 5000  # how long a granted lift floor stays enabled
 
-DoorEventSink = Callable[[str, str, str | None, Mapping[str, Any]], Awaitable[None]]
+
+@dataclass(frozen=True, slots=True)
+class DoorNote:
+    """A door event (``alarm`` None) or a door alarm that one step of a door produced."""
+
+    door: str
+    action: str
+    alarm: str | None
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one command to the hardware did.
+
+    ``commanded`` lists the relay commands sent (``"pulse gate-relay 5000 ms"``),
+    ``confirmed`` is True only when every one was confirmed by an online board, and
+    ``notes`` are the door events and alarms that resulted, in the order they happened.
+    """
+
+    commanded: tuple[str, ...] = ()
+    confirmed: bool = True
+    notes: tuple[DoorNote, ...] = ()
+
+    @staticmethod
+    def merge(outcomes: Iterable[Outcome]) -> Outcome:
+        """Several commands as one (an emergency over a group of doors)."""
+        done = list(outcomes)
+        return Outcome(
+            commanded=tuple(c for o in done for c in o.commanded),
+            confirmed=all(o.confirmed for o in done),
+            notes=tuple(n for o in done for n in o.notes),
+        )
+
+
+# Where what nobody commanded goes (the Site): door notes from inputs and timers, and
+# board online/offline edges.
+DoorEventSink = Callable[[DoorNote], Awaitable[None]]
 BoardSink = Callable[[str, bool], Awaitable[None]]
+
+
+class _TaskGroup:
+    """Background loops as named tasks in one ``asyncio.TaskGroup``.
+
+    Leaving cancels them and waits for them. The body's own exception passes through
+    as it is (a bare ``async with TaskGroup()`` would wrap it in an ExceptionGroup, and
+    callers of ``Hardware.open`` catch plain errors).
+    """
+
+    def __init__(self) -> None:
+        self._group = asyncio.TaskGroup()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Self:
+        await self._group.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self._group.__aexit__(None, None, None)
+
+    def start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = self._group.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 @dataclass(slots=True)
@@ -72,7 +144,7 @@ class Hardware:
         self.doors: dict[str, DoorController] = {}
         self._on_door: DoorEventSink | None = None
         self._on_board: BoardSink | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: _TaskGroup | None = None
         self._last_inputs: dict[str, tuple[bool, ...]] = {}
         self._input_failures: dict[str, bool] = {}
 
@@ -128,36 +200,23 @@ class Hardware:
                     contact_board=hw.boards[door.contact.board] if door.contact else None,
                     exit_board=hw.boards[door.exit_button.board] if door.exit_button else None,
                 )
+            hw._tasks = tasks = await stack.enter_async_context(_TaskGroup())
             if start:
-                hw._start()
-            try:
-                yield hw
-            finally:
-                for task in hw._tasks:
-                    task.cancel()
-                for task in list(hw._tasks):
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                hw._start(tasks)
+            yield hw
 
     def attach(self, on_door: DoorEventSink, on_board: BoardSink) -> None:
-        """Where door events/alarms and board online changes go (the Site)."""
+        """Where uncommanded door events/alarms and board online changes go (the Site)."""
         self._on_door, self._on_board = on_door, on_board
-        loop = asyncio.get_running_loop()
         for board in self.boards.values():
-            board.on_online_change(
-                lambda online, b=board.board_id: loop.call_soon(
-                    self._spawn, self._board_changed(b, online)
-                )
-            )
+            board.on_online_change(functools.partial(self._board_edge, board.board_id))
 
-    def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> None:
-        task = asyncio.ensure_future(coro)
-        if name:
-            task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _board_edge(self, board_id: str, online: bool) -> None:
+        if self._tasks is not None:
+            state = "online" if online else "offline"
+            self._tasks.start(self._board_changed(board_id, online), f"board-{board_id}-{state}")
 
-    def _start(self) -> None:
+    def _start(self, tasks: _TaskGroup) -> None:
         polled = {
             ref.board
             for door in self.config.doors
@@ -165,29 +224,42 @@ class Hardware:
             if ref is not None
         }
         for board_id in sorted(polled):
-            self._spawn(self._poll(board_id), f"poll-{board_id}")
-        self._spawn(self._tick(), "door-ticker")
+            tasks.start(self._poll(board_id), f"poll-{board_id}")
+        tasks.start(self._tick(), "door-ticker")
 
     # --- the state machine, with its I/O -----------------------------------------------
 
-    async def _feed(self, door_id: str, event: Any, now: float | None = None) -> bool:
-        """Step one door's machine; carry out its commands. False if the board failed."""
+    async def _feed(self, door_id: str, event: Any, now: float | None = None) -> Outcome:
+        """Step one door's machine and carry out its commands."""
         ctl = self.doors[door_id]
         async with ctl.lock:
             step = ds.step(ctl.state, event, time.time() if now is None else now)
             ctl.state = step.state
             ok = True
+            commanded = []
             for command in step.commands:
                 if isinstance(command, ds.RelayOff) and self._board_already_off(ctl, step):
                     continue
+                commanded.append(_describe(ctl, command))
                 ok = await self._command(ctl, command) and ok
-        for alarm in step.alarms:
-            if alarm.kind is ds.AlarmKind.BOARD_OFFLINE:
-                continue  # the board raises one alarm for all its doors (Site._board_change)
-            await self._emit(door_id, str(alarm.kind), str(alarm.kind), {"detail": alarm.detail})
-        for door_event in step.events:
-            await self._emit(door_id, str(door_event.action), None, {"detail": door_event.detail})
-        return ok
+        notes = [
+            DoorNote(door_id, str(alarm.kind), str(alarm.kind), {"detail": alarm.detail})
+            for alarm in step.alarms
+            # the board raises one alarm for all its doors (the Site's board callback)
+            if alarm.kind is not ds.AlarmKind.BOARD_OFFLINE
+        ]
+        notes += [DoorNote(door_id, str(e.action), None, {"detail": e.detail}) for e in step.events]
+        return Outcome(tuple(commanded), ok and ctl.board.online, tuple(notes))
+
+    async def _feed_uncommanded(self, door_id: str, event: Any) -> None:
+        """A step nobody asked for (an input edge, a timer): its notes go to the sink."""
+        outcome = await self._feed(door_id, event)
+        for note in outcome.notes:
+            if self._on_door is not None:
+                try:
+                    await self._on_door(note)
+                except Exception:
+                    log.exception("door %s: recording %s failed", door_id, note.action)
 
     @staticmethod
     def _board_already_off(ctl: DoorController, step: ds.Step) -> bool:
@@ -215,29 +287,23 @@ class Hardware:
             return False
         return True
 
-    async def _emit(
-        self, door_id: str, action: str, alarm: str | None, detail: Mapping[str, Any]
-    ) -> None:
-        if self._on_door is not None:
-            try:
-                await self._on_door(door_id, action, alarm, detail)
-            except Exception:
-                log.exception("door %s: recording %s failed", door_id, action)
-
     async def _board_changed(self, board_id: str, online: bool) -> None:
         event = ds.BoardOnline() if online else ds.BoardOffline()
-        for door_id, ctl in self.doors.items():
-            if ctl.board.board_id == board_id:
-                await self._feed(door_id, event)
-        if self._on_board is not None:
-            await self._on_board(board_id, online)
+        try:
+            for door_id, ctl in self.doors.items():
+                if ctl.board.board_id == board_id:
+                    await self._feed_uncommanded(door_id, event)
+            if self._on_board is not None:
+                await self._on_board(board_id, online)
+        except Exception:
+            log.exception("board %s: recording the %s change failed", board_id, event)
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_INTERVAL_S)
             for door_id in self.doors:
                 try:
-                    await self._feed(door_id, ds.Tick())
+                    await self._feed_uncommanded(door_id, ds.Tick())
                 except Exception:
                     log.exception("door %s: timer step failed", door_id)
 
@@ -265,7 +331,7 @@ class Hardware:
         for door_id, ctl in self.doors.items():
             ref = ctl.config.contact
             if ref is not None and ref.board == board_id and inputs[ref.input - 1]:
-                await self._feed(door_id, ds.ContactOpened())
+                await self._feed_uncommanded(door_id, ds.ContactOpened())
 
     async def _input_edges(
         self,
@@ -279,11 +345,13 @@ class Hardware:
         if button is not None and button.board == board_id:
             i = button.input - 1
             if after[i] and not before[i]:
-                await self._feed(door_id, ds.ExitButton())
+                await self._feed_uncommanded(door_id, ds.ExitButton())
         if contact is not None and contact.board == board_id:
             i = contact.input - 1
             if after[i] != before[i]:
-                await self._feed(door_id, ds.ContactOpened() if after[i] else ds.ContactClosed())
+                await self._feed_uncommanded(
+                    door_id, ds.ContactOpened() if after[i] else ds.ContactClosed()
+                )
 
     # --- commands from the site ---------------------------------------------------------
 
@@ -295,13 +363,13 @@ class Hardware:
 
     async def grant(
         self, door_id: str, *, staff: bool = False, floors: tuple[str, ...] = ()
-    ) -> bool:
+    ) -> Outcome:
         """A granted presentation: pulse the lock (and the granted lift floors)."""
         ctl = self._door(door_id)
-        ok = await self._feed(door_id, ds.Grant(pulse_ms=ctl.config.pulse_ms, staff=staff))
+        outcome = await self._feed(door_id, ds.Grant(pulse_ms=ctl.config.pulse_ms, staff=staff))
         if floors:
             await self._floors(door_id, floors)
-        return ok and ctl.board.online
+        return outcome
 
     async def _floors(self, door_id: str, floors: tuple[str, ...]) -> None:
         door = self.config.door(door_id)
@@ -318,26 +386,24 @@ class Hardware:
             except DeviceError as err:
                 log.warning("lift %s: floor %s output failed: %s", door_id, output.floor, err)
 
-    async def operator_unlock(self, door_id: str, seconds: float) -> bool:
-        ctl = self._door(door_id)
-        ok = await self._feed(door_id, ds.OperatorUnlock(seconds=seconds))
-        return ok and ctl.board.online
+    async def operator_unlock(self, door_id: str, seconds: float) -> Outcome:
+        self._door(door_id)
+        return await self._feed(door_id, ds.OperatorUnlock(seconds=seconds))
 
-    async def operator_lock(self, door_id: str) -> bool:
-        ctl = self._door(door_id)
-        ok = await self._feed(door_id, ds.OperatorLock())
-        return ok and ctl.board.online
+    async def operator_lock(self, door_id: str) -> Outcome:
+        self._door(door_id)
+        return await self._feed(door_id, ds.OperatorLock())
 
-    async def emergency_unlock(self, doors: frozenset[str], on: bool) -> None:
-        for door_id in sorted(doors):
-            await self._feed(door_id, ds.EmergencyUnlock() if on else ds.EmergencyClear())
+    async def emergency_unlock(self, doors: frozenset[str], on: bool) -> Outcome:
+        event = ds.EmergencyUnlock() if on else ds.EmergencyClear()
+        return Outcome.merge([await self._feed(door_id, event) for door_id in sorted(doors)])
 
-    async def lockdown(self, on: bool) -> None:
-        for door_id in self.doors:
-            await self._feed(door_id, ds.LockdownStart() if on else ds.LockdownClear())
+    async def lockdown(self, on: bool) -> Outcome:
+        event = ds.LockdownStart() if on else ds.LockdownClear()
+        return Outcome.merge([await self._feed(door_id, event) for door_id in self.doors])
 
-    async def hold_open(self, door_id: str, on: bool) -> None:
-        await self._feed(door_id, ds.HoldOpenStart() if on else ds.HoldOpenEnd())
+    async def hold_open(self, door_id: str, on: bool) -> Outcome:
+        return await self._feed(door_id, ds.HoldOpenStart() if on else ds.HoldOpenEnd())
 
     def door_state(self, door_id: str) -> dict[str, Any]:
         return self._door(door_id).describe()
@@ -396,15 +462,23 @@ class Hardware:
             raise NotFound(f"bus {bus_id!r} is not in site.toml")
         return await bus.scan()
 
-    async def relay_test(self, board_id: str, channel: int, ms: int) -> bool:
+    async def relay_test(self, board_id: str, channel: int, ms: int) -> Outcome:
         board = self.boards.get(board_id)
         if board is None:
             raise NotFound(f"board {board_id!r} is not in site.toml")
+        commanded = (f"pulse {board_id}:{channel} {ms} ms",)
         try:
             await board.pulse(channel, ms)
         except DeviceError:
-            return False
-        return True
+            return Outcome(commanded, confirmed=False)
+        return Outcome(commanded, confirmed=True)
+
+
+def _describe(ctl: DoorController, command: ds.Command) -> str:
+    relay = ctl.config.relay
+    if isinstance(command, ds.RelayPulse):
+        return f"pulse {relay} {command.ms} ms"
+    return f"{'on' if isinstance(command, ds.RelayOn) else 'off'} {relay}"
 
 
 class NullHardware(Hardware):
@@ -420,10 +494,10 @@ class NullHardware(Hardware):
     def attach(self, on_door: DoorEventSink, on_board: BoardSink) -> None:
         self._on_door, self._on_board = on_door, on_board
 
-    async def _feed(self, door_id: str, event: Any, now: float | None = None) -> bool:
+    async def _feed(self, door_id: str, event: Any, now: float | None = None) -> Outcome:
         del event, now
         self._door_config(door_id)
-        return False
+        return Outcome(confirmed=False)
 
     def _door_config(self, door_id: str) -> DoorSection:
         try:
@@ -433,23 +507,28 @@ class NullHardware(Hardware):
 
     async def grant(
         self, door_id: str, *, staff: bool = False, floors: tuple[str, ...] = ()
-    ) -> bool:
+    ) -> Outcome:
         del staff, floors
-        self._door_config(door_id)
-        return False
+        return await self._feed(door_id, None)
 
-    async def operator_unlock(self, door_id: str, seconds: float) -> bool:
+    async def operator_unlock(self, door_id: str, seconds: float) -> Outcome:
         del seconds
         return await self._feed(door_id, None)
 
-    async def operator_lock(self, door_id: str) -> bool:
+    async def operator_lock(self, door_id: str) -> Outcome:
         return await self._feed(door_id, None)
 
-    async def emergency_unlock(self, doors: frozenset[str], on: bool) -> None:
+    async def emergency_unlock(self, doors: frozenset[str], on: bool) -> Outcome:
         del doors, on
+        return Outcome(confirmed=False)
 
-    async def lockdown(self, on: bool) -> None:
+    async def lockdown(self, on: bool) -> Outcome:
         del on
+        return Outcome(confirmed=False)
+
+    async def hold_open(self, door_id: str, on: bool) -> Outcome:
+        del on
+        return await self._feed(door_id, None)
 
     def door_state(self, door_id: str) -> dict[str, Any]:
         door = self._door_config(door_id)
@@ -477,6 +556,6 @@ class NullHardware(Hardware):
     async def scan(self, bus_id: str) -> list[int]:
         raise DeviceError(f"bus {bus_id}: the hardware is not open in this process")
 
-    async def relay_test(self, board_id: str, channel: int, ms: int) -> bool:
+    async def relay_test(self, board_id: str, channel: int, ms: int) -> Outcome:
         del channel, ms
         raise DeviceError(f"board {board_id}: the hardware is not open in this process")

@@ -102,7 +102,7 @@ class _State:
         self.site = site
 
     def version(self) -> int:
-        return self.site.snapshot.version if self.site.policy_owner == "cloud" else 0
+        return self.site.snapshot.version if self.site.policy.owner == "cloud" else 0
 
     def digest(self) -> str | None:
         return self.site.snapshot.digest or None
@@ -147,12 +147,12 @@ async def start_sync(site: Site, stack: contextlib.AsyncExitStack) -> SyncLink:
     async def apply_bundle(bundle: VerifiedBundle) -> None:
         current = site.policy_document() if bundle.kind == "delta" else {}
         new_doc = bundle.apply_to(current)
-        await site.install_policy(
+        await site.policy.install(
             new_doc, version=bundle.version, digest=bundle.digest, actor="cloud"
         )
 
     async def on_alarm(kind: str, message: str) -> None:
-        await site.raise_alarm(kind, source="cloud", detail={"message": message})
+        await site.log.raise_alarm(kind, source="cloud", detail={"message": message})
 
     def inventory() -> dict[str, Any]:
         cfg = site.config

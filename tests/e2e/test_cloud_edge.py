@@ -69,7 +69,7 @@ async def test_a_change_made_in_the_cloud_changes_a_decision_at_the_edge(
         async with Site.open(config) as site, contextlib.AsyncExitStack() as stack:
             await start_sync(site, stack)
             await until(
-                lambda: site.policy_owner == "cloud" and "p-ann" in site.snapshot.people, timeout=15
+                lambda: site.policy.owner == "cloud" and "p-ann" in site.snapshot.people, timeout=15
             )
             assert (await site.present("gate-in", "pin", "2580"))["granted"]
             version = site.snapshot.version

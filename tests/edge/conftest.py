@@ -134,7 +134,7 @@ class Feed:
 
     def __init__(self, site: Site) -> None:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        site._subscribers.add(self.queue)
+        site.log._subscribers.add(self.queue)
 
     async def next(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0

@@ -149,8 +149,10 @@ async def test_pin_on_the_reader_topic_pulses_the_gate_and_publishes_the_access_
         assert event["result"] == "success" and event["person"] == "p-ann"
         assert event["reader"] == "gate-in" and event["detail"]["actor"] == "mqtt"
         assert event["credential_kind"] == "pin"
-        # the door's own "unlocked" event is on the same topic, and no value anywhere
+        # the door's own "unlocked" event is on the same topic (after the access event
+        # that caused it), and no value anywhere
         unlocked = field("action", "unlocked")
+        await w.next(GATE_EVENT, unlocked)
         assert [m for m in w.seen if m.topic == GATE_EVENT and unlocked(m)]
         assert not [m for m in w.seen if "2580" in m.payload and m.topic != GATE_IN]
 
@@ -206,9 +208,10 @@ async def test_unlock_and_lock_commands_work_when_allowed_and_are_audited_as_mqt
     async with watch(broker, f"{BASE}/#") as w, bridge(site, broker, allow_commands=True):
         await w.next(STATUS, is_online)
         await w.publish(GATE_SET, "UNLOCK")
+        # the operator's event first, then the door state it caused
+        event = (await w.next(GATE_EVENT, field("action", "remote_unlock"))).json()
         await w.next(GATE_STATE, field("state", "unlocked"))
         assert coil(site)
-        event = (await w.next(GATE_EVENT, field("action", "remote_unlock"))).json()
         assert event["detail"] == {"actor": "mqtt", "seconds": 5}
         await w.publish(GATE_SET, "LOCK")
         await w.next(GATE_STATE, field("state", "locked"))

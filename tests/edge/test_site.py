@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from doorkeep import policydoc
 from doorkeep.errors import Conflict, NotFound, PolicyError
 from edge.service import Site
 
@@ -106,7 +109,7 @@ async def test_resetting_an_apartment_keeps_the_master_and_the_audit_log(site: S
 
 
 async def test_a_cloud_owned_policy_refuses_local_edits_with_a_clear_message(site: Site):
-    site.policy_owner = "cloud"
+    site.policy.owner = "cloud"
     with pytest.raises(Conflict, match="managed by the cloud"):
         await site.put_entity("people", "p-x", {"kind": "staff"}, actor="admin:a")
 
@@ -126,7 +129,7 @@ async def test_unknown_reader_is_not_found(site: Site):
 
 
 async def test_duress_pin_opens_and_raises_a_silent_alarm(site: Site):
-    await site.put_settings({"duress": True}, actor="admin:a")
+    await site.policy.put_settings({"duress": True}, actor="admin:a")
     result = await site.present("gate-in", "pin", "2581")
     assert result["granted"] and result["person"] == "p-ann"
     assert [a["kind"] for a in await site.alarms()] == ["duress"]
@@ -147,8 +150,8 @@ async def test_another_process_applying_a_policy_is_picked_up(site: Site, site_d
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    assert site.policy_header()[0] == site.snapshot.version + 1
-    await site.reload_policy()
+    assert site.policy.header()[0] == site.snapshot.version + 1
+    await site.policy.reload()
     assert (await site.present("gate-in", "pin", "3690"))["granted"]
 
 
@@ -197,3 +200,32 @@ def test_temp_key_uses_and_lockout_survive_killing_the_process(site_dir: Path):
     state = json.loads(second.stdout)
     assert state["uses"] == {"t-guest": 1}
     assert state["locked"] == ["gate-in"] and state["gate_pin"] == "locked_out"
+
+
+async def test_concurrent_entity_edits_apply_one_after_the_other(site: Site):
+    version = site.snapshot.version
+    people = [f"p-c{i}" for i in range(5)]
+    await asyncio.gather(
+        *(
+            site.put_entity("people", p, {"kind": "staff", "groups": ["g-all"]}, actor="admin:a")
+            for p in people
+        )
+    )
+    # each edit saw the one before it: none lost, one version each
+    assert set(people) <= {e["id"] for e in site.list_entities("people")}
+    assert site.snapshot.version == version + len(people)
+    assert site.store.load_policy().version == version + len(people)
+
+
+async def test_policy_validation_runs_off_the_event_loop(site: Site, monkeypatch):
+    threads: list[str] = []
+    check = policydoc.check_document
+
+    def spying_check(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(policydoc, "check_document", spying_check)
+    await site.put_entity("people", "p-t", {"kind": "staff", "groups": ["g-all"]}, actor="a")
+    await site.apply_policy(json.loads(json.dumps(POLICY)), actor="test")
+    assert len(threads) == 2 and threading.main_thread().name not in threads

@@ -6,6 +6,7 @@ frames to a pymodbus server; nothing in the path is mocked.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
@@ -126,7 +127,7 @@ async def test_emergency_group_unlock_holds_relays_until_cleared(site: Site):
 
 
 async def test_emergency_input_unlocks_the_emergency_group(site: Site):
-    await site.emergency_input("fire-panel")
+    await site.door_control.emergency_input("fire-panel")
     assert coil(site, DOORS_ADDRESS, 2) and coil(site, DOORS_ADDRESS, 3)
 
 
@@ -198,9 +199,9 @@ async def test_hold_open_schedule_unlocks_and_relocks_the_door(site: Site):
     ]
     await site.apply_policy(policy, actor="admin:test")
     monday_morning = datetime.fromisoformat("2026-11-23T08:30:00+01:00")
-    assert await site.hold_open_tick(monday_morning) == {"gate"}
+    assert await site.door_control.hold_open_tick(monday_morning) == {"gate"}
     assert site.door("gate")["state"] == "held_open" and coil(site, DOORS_ADDRESS, GATE_RELAY)
-    assert await site.hold_open_tick(monday_morning + timedelta(hours=1)) == set()
+    assert await site.door_control.hold_open_tick(monday_morning + timedelta(hours=1)) == set()
     assert site.door("gate")["state"] == "locked" and not coil(site, DOORS_ADDRESS, GATE_RELAY)
 
 
@@ -211,3 +212,20 @@ async def test_relock_after_a_board_timed_pulse_puts_no_extra_command_on_the_bus
     writes = [pdu for pdu in board.requests if pdu[0] in (0x05, 0x0F)]  # write coil(s)
     assert len(writes) == 1 and writes[0][1:3] == bytes([0x02, GATE_RELAY - 1])  # one flash-on
     assert not coil(site, DOORS_ADDRESS, GATE_RELAY)
+
+
+async def test_the_access_event_is_logged_before_the_door_events_it_caused(site: Site):
+    assert (await site.present("gate-in", "pin", "2580"))["granted"]
+    events, _ = await site.events(door="gate")
+    in_order = [e["action"] for e in sorted(events, key=lambda e: e["seq"])]
+    assert in_order[:2] == ["presentation", "unlocked"]
+
+
+async def test_hardware_commands_return_what_they_did(site: Site):
+    outcome = await site.hw.operator_unlock("gate", 2)
+    assert outcome.confirmed and outcome.commanded
+    assert [n.action for n in outcome.notes] == ["unlocked"]
+    assert {t.get_name() for t in asyncio.all_tasks()} >= {
+        "door-ticker",
+        "poll-doors",
+    }

@@ -1,0 +1,249 @@
+"""The site's doors: operator commands, emergency modes, hold-open schedules, the hardware
+tools of the installer, and the door events the hardware reports.
+
+Every command to the hardware returns an ``Outcome``; the command's own event (a remote
+unlock, an emergency) is logged first and the door events it caused after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from doorkeep.errors import NotFound
+from edge.config import SiteConfig, write_site_toml
+from edge.core.schedule import Instant
+from edge.hardware import DoorNote, Hardware, Outcome
+from edge.site.log import EventLog
+from edge.site.policy import SitePolicy
+from edge.store import EdgeStore
+
+EMERGENCY_ACTIONS = ("unlock", "lock", "lockdown", "clear")
+
+
+@dataclass(slots=True)
+class _Emergency:
+    lockdown: bool = False
+    unlocked: frozenset[str] = frozenset()
+
+
+class Doors:
+    """The doors of one site and the hardware that drives them."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        hw: Hardware,
+        *,
+        store: EdgeStore,
+        policy: SitePolicy,
+        log: EventLog,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.hw = hw
+        self.store = store
+        self.policy = policy
+        self.log = log
+        self.clock = clock
+        saved = store.get_state("emergency") or {}
+        self._emergency = _Emergency(
+            bool(saved.get("lockdown")), frozenset(saved.get("unlocked") or ())
+        )
+        self._held_open: set[str] = set()
+
+    async def restore(self) -> None:
+        """Put the doors back in the emergency mode they were in before a restart."""
+        if self._emergency.lockdown:
+            await self.record(await self.hw.lockdown(True))
+        if self._emergency.unlocked:
+            await self.record(await self.hw.emergency_unlock(self._emergency.unlocked, True))
+
+    # --- what the hardware did -----------------------------------------------------------
+
+    async def record(self, outcome: Outcome) -> None:
+        """Log the door events and alarms a command caused, after the command's own event."""
+        for note in outcome.notes:
+            await self.on_door(note)
+
+    async def on_door(self, note: DoorNote) -> None:
+        """A door event or alarm (from a command, an input edge or a timer)."""
+        if note.alarm is not None:
+            await self.log.raise_alarm(
+                note.alarm, source=note.door, door=note.door, detail=note.detail
+            )
+        else:
+            event = self.log.event(
+                self.clock(),
+                "door",
+                note.action,
+                "success",
+                door=note.door,
+                detail=dict(note.detail),
+            )
+            await self.log.record(event)
+        self.log.publish("door", self.hw.door_state(note.door))
+
+    async def on_board(self, board_id: str, online: bool) -> None:
+        """A board went offline (one alarm for all its doors) or came back."""
+        if online:
+            await self.log.record(
+                self.log.event(
+                    self.clock(), "system", "board_online", "success", detail={"board": board_id}
+                )
+            )
+        else:
+            await self.log.raise_alarm("board_offline", source=board_id, detail={"board": board_id})
+        for door in self.config.doors:
+            if door.relay.board == board_id:
+                self.log.publish("door", self.hw.door_state(door.id))
+
+    # --- doors -------------------------------------------------------------------------
+
+    def states(self) -> list[dict[str, Any]]:
+        return [self.hw.door_state(d.id) for d in self.config.doors]
+
+    def state(self, door_id: str) -> dict[str, Any]:
+        self._known(door_id)
+        return self.hw.door_state(door_id)
+
+    def _known(self, door_id: str) -> None:
+        if door_id not in self.policy.snapshot.doors:
+            raise NotFound(f"door {door_id!r} is not in site.toml")
+
+    async def unlock(self, door_id: str, seconds: float = 5, *, actor: str) -> dict[str, Any]:
+        """Remote unlock by an operator (logged with who did it)."""
+        self._known(door_id)
+        if not 1 <= seconds <= 3600:
+            raise ValueError("seconds must be between 1 and 3600")
+        outcome = await self.hw.operator_unlock(door_id, seconds)
+        await self._operator_event(door_id, "unlock", outcome, actor, {"seconds": seconds})
+        return self.state(door_id)
+
+    async def lock(self, door_id: str, *, actor: str) -> dict[str, Any]:
+        self._known(door_id)
+        outcome = await self.hw.operator_lock(door_id)
+        await self._operator_event(door_id, "lock", outcome, actor, {})
+        return self.state(door_id)
+
+    async def _operator_event(
+        self, door_id: str, action: str, outcome: Outcome, actor: str, detail: dict[str, Any]
+    ) -> None:
+        await self.log.record(
+            self.log.event(
+                self.clock(),
+                "door",
+                f"remote_{action}",
+                "success" if outcome.confirmed else "offline",
+                door=door_id,
+                credential_kind="remote",
+                detail={"actor": actor, **detail},
+            )
+        )
+        await self.record(outcome)
+        await self.store.audit(actor, f"door.{action}", f"door/{door_id}", detail)
+
+    # --- emergency and hold-open ---------------------------------------------------------
+
+    async def emergency(
+        self, action: str, doors: list[str] | None = None, *, actor: str
+    ) -> dict[str, Any]:
+        """unlock | lock (end an emergency unlock) | lockdown | clear (end both)."""
+        if action not in EMERGENCY_ACTIONS:
+            raise ValueError("action must be one of unlock, lock, lockdown, clear")
+        group = doors or self.policy.settings()["emergency"]["doors"]
+        for door_id in group:
+            self._known(door_id)
+        if action == "unlock" and not group:
+            raise ValueError("no doors given and the policy's emergency group is empty")
+        state = self._emergency
+        if action == "unlock":
+            state.unlocked = state.unlocked | frozenset(group)
+            outcome = await self.hw.emergency_unlock(frozenset(group), True)
+        elif action == "lock":
+            ending = frozenset(group) if doors else state.unlocked
+            state.unlocked = state.unlocked - ending
+            outcome = await self.hw.emergency_unlock(ending, False)
+        elif action == "lockdown":
+            state.lockdown = True
+            outcome = await self.hw.lockdown(True)
+        else:
+            ending = state.unlocked
+            state.unlocked, state.lockdown = frozenset(), False
+            outcome = Outcome.merge(
+                [await self.hw.emergency_unlock(ending, False), await self.hw.lockdown(False)]
+            )
+        await self.store.put_state(
+            "emergency", {"lockdown": state.lockdown, "unlocked": sorted(state.unlocked)}
+        )
+        await self.log.record(
+            self.log.event(
+                self.clock(),
+                "emergency",
+                action,
+                "success",
+                detail={"actor": actor, "doors": group},
+            )
+        )
+        await self.record(outcome)
+        await self.store.audit(actor, f"emergency.{action}", "site", {"doors": group})
+        if action in ("unlock", "lockdown"):
+            await self.log.raise_alarm(
+                "emergency", source="operator", detail={"action": action, "actor": actor}
+            )
+        return self.emergency_state()
+
+    def emergency_state(self) -> dict[str, Any]:
+        return {"lockdown": self._emergency.lockdown, "unlocked": sorted(self._emergency.unlocked)}
+
+    async def emergency_input(self, source: str) -> None:
+        """An emergency input fired (fire panel): unlock the emergency group if set so."""
+        settings = self.policy.settings()["emergency"]
+        if settings.get("auto_unlock_on_alarm") and settings.get("doors"):
+            await self.emergency("unlock", list(settings["doors"]), actor=f"input:{source}")
+
+    def lockdown(self) -> bool:
+        """Whether the site is in lockdown (everyone but staff refused)."""
+        return self._emergency.lockdown
+
+    async def hold_open_tick(self, now: datetime) -> set[str]:
+        """Start and end the policy's hold-open schedules; returns the doors held open."""
+        snapshot = self.policy.snapshot
+        at = Instant.of(now, self.config.tz)
+        wanted = {
+            door
+            for door, schedule in snapshot.hold_open
+            if door in snapshot.doors and schedule.is_open(at, snapshot.holidays)
+        }
+        for door in sorted(wanted - self._held_open):
+            await self.record(await self.hw.hold_open(door, True))
+        for door in sorted(self._held_open - wanted):
+            await self.record(await self.hw.hold_open(door, False))
+        self._held_open = wanted
+        return wanted
+
+    # --- installer tools -----------------------------------------------------------------
+
+    def hardware(self) -> dict[str, Any]:
+        return self.hw.describe()
+
+    async def bus_scan(self, bus_id: str) -> list[int]:
+        return await self.hw.scan(bus_id)
+
+    async def relay_test(
+        self, board_id: str, channel: int, *, ms: int = 500, actor: str
+    ) -> dict[str, Any]:
+        ok = (await self.hw.relay_test(board_id, channel, ms)).confirmed
+        await self.store.audit(
+            actor, "relay.test", f"board/{board_id}:{channel}", {"ms": ms, "ok": ok}
+        )
+        return {"board": board_id, "channel": channel, "ms": ms, "ok": ok}
+
+    async def update_hardware(self, cfg_dict: Mapping[str, Any], *, actor: str) -> dict[str, Any]:
+        """Validate and write site.toml (backup kept); takes effect on restart."""
+        await asyncio.to_thread(write_site_toml, self.config.path, dict(cfg_dict))
+        await self.store.audit(actor, "hardware.update", "site.toml", {"restart_needed": True})
+        return {"written": str(self.config.path), "restart_needed": True}
