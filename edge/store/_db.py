@@ -153,7 +153,8 @@ class Database:
         self.writer.start()
 
     async def close(self) -> None:
-        """Finish every queued write, then close every connection."""
+        """Finish every queued write, then close every connection (also after a failed
+        ``open_sync``)."""
         if self.writer is not None:
             await self.writer.close()
         self._reads.close()

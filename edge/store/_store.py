@@ -73,19 +73,18 @@ class EdgeStore:
     ) -> AsyncIterator[EdgeStore]:
         """Create or migrate the database at ``path`` and run its writer thread."""
         store = cls(path, site_id=site_id, clock=clock)
-        await asyncio.to_thread(store._open_sync)
-        store._db.start(asyncio.get_running_loop())
         try:
+            await asyncio.to_thread(store._open_sync)
+            store._db.start(asyncio.get_running_loop())
             yield store
         finally:
             await store._db.close()
 
     def _open_sync(self) -> None:
         meta = self._db.open_sync()
-        assert self._db.conn is not None
         self.epoch = meta["epoch"]
         self._acknowledged = int(meta.get("acknowledged", 0))
-        self._state = _state.load_site_state(self._db.conn)
+        self._state = self._db.read_sync(_state.load_site_state)
 
     @property
     def writer_stats(self) -> WriterStats:
