@@ -4,6 +4,7 @@
 ``async with EdgeStore.open(path, site_id=...) as store``.
 """
 
+from edge.store._audit import AuditEntry
 from edge.store._chain import (
     SensitiveDataError,
     StoreError,
@@ -11,9 +12,11 @@ from edge.store._chain import (
     event_hash,
     genesis_hash,
 )
+from edge.store._events import ChainReport
+from edge.store._policy import PolicyState
 from edge.store._schema import LATEST as SCHEMA_VERSION
 from edge.store._schema import SchemaTooNewError
-from edge.store._store import AuditEntry, ChainReport, EdgeStore, PolicyState
+from edge.store._store import EdgeStore
 
 __all__ = [
     "SCHEMA_VERSION",

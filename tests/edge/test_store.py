@@ -198,7 +198,7 @@ async def test_writes_never_block_the_loop_and_are_grouped(store: EdgeStore) -> 
         entered.set()
         gate.wait(timeout=30)
 
-    blocker = store._writer.submit(stuck)
+    blocker = store._db.writer.submit(stuck)
     await asyncio.to_thread(entered.wait, 30)
     before = store.writer_stats.commits
     writes = [asyncio.ensure_future(store.record_event(access(i))) for i in range(300)]
@@ -364,7 +364,7 @@ async def test_prune_keeps_unacknowledged_rows_and_the_chain(store: EdgeStore) -
 async def test_a_large_prune_runs_in_chunks_that_let_card_reads_through(
     store: EdgeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("edge.store._store.PRUNE_CHUNK", 7)
+    monkeypatch.setattr("edge.store._events.PRUNE_CHUNK", 7)
     for i in range(50):
         await store.record_event(access(i))
     commits = store.writer_stats.commits
@@ -583,8 +583,8 @@ async def test_opening_another_sites_database_is_refused(db_path: Path) -> None:
 
 async def test_database_is_in_wal_with_full_sync(store: EdgeStore, db_path: Path) -> None:
     assert raw(db_path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._conn is not None
-    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store._db.conn is not None
+    assert store._db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert (
         raw(db_path).execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
     )
@@ -612,7 +612,7 @@ async def test_online_backup_is_a_consistent_openable_copy(tmp_path: Path) -> No
 async def test_a_locked_database_fails_the_write_with_store_error_then_recovers(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("edge.store._store.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("edge.store._db.BUSY_TIMEOUT_MS", 50)
     async with EdgeStore.open(db_path, site_id="demo") as store:
         await store.record_event(access(0))
         other = raw(db_path)  # e.g. a maintenance tool holding the write lock
