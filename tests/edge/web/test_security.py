@@ -308,7 +308,7 @@ async def test_no_pin_or_card_number_in_any_answer_or_log(
     for reader, kind, value in (
         ("gate-in", "pin", secrets[0]),
         ("plant-in", "rf_card", secrets[2]),
-        ("lobby-in", "pin", "12a4x"),  # malformed: the 400 must not echo it
+        ("lobby-in", "pin", "12a4x"),  # malformed: the answer must not echo it
         ("gate-in", "pin", "99999"),
     ):
         await call(
