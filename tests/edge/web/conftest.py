@@ -52,7 +52,7 @@ def clock() -> Clock:
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     async with open_site(tmp_path / "site", sample.SITE_TOML, sample.POLICY) as running:
         # Alarm 1: an open alarm for the alarm endpoints to list and resolve.
-        await running.raise_alarm("held_open", source="lobby", door="lobby")
+        await running.log.raise_alarm("held_open", source="lobby", door="lobby")
         yield running
 
 

@@ -139,7 +139,7 @@ async def test_installer_enrols_credentials_but_may_not_edit_people(api: Api) ->
 
 
 async def test_cloud_owned_policy_refuses_local_writes(api: Api) -> None:
-    api.site.policy_owner = "cloud"
+    api.site.policy.owner = "cloud"
     resp = await api.client.put(
         "/api/v1/buildings/B2", json={"id": "B2", "name": "Two"}, headers=api.token("admin")
     )
