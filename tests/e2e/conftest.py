@@ -3,15 +3,14 @@
 `daemon` is ``doorkeep init`` + ``doorkeep policy apply`` + ``doorkeep run`` as
 subprocesses: a simulated RS485 bus (pymodbus on a pseudo-terminal) with one relay
 board, three doors and their readers, served over TLS with the site's self-signed
-certificate on a free loopback port. `gateway` is the web app over the in-memory site
-facade, kept for the one UI state the daemon cannot reach without a cloud (a
-cloud-owned policy). Chromium is Debian's /usr/bin/chromium driven by Playwright, with
-a fresh profile (user-data-dir) per test.
+certificate on a free loopback port. `gateway` is the web app over a real site opened
+in-process (tests/edge/web/sample.py), for the one UI state the daemon cannot reach
+without a cloud (a cloud-owned policy). Chromium is Debian's /usr/bin/chromium driven
+by Playwright, with a fresh profile (user-data-dir) per test.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -21,7 +20,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tomllib
 import urllib.request
@@ -37,7 +35,9 @@ from edge.auth import AuthStore
 from edge.config import default_site_dict, write_site_toml
 from edge.tls import ensure_certificate, server_context
 from edge.web.app import make_app
-from tests.edge.web.fake_site import FakeSite, sample_policy
+from tests.edge.sites import SiteThread
+from tests.edge.web import sample
+from tests.edge.web.sample import sample_policy
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -64,14 +64,12 @@ class Gateway:
     """One site gateway on a free loopback port, its event loop in a thread."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.site = FakeSite(pulse_s=2.0)
+        self._site_thread = SiteThread(data_dir / "site", sample.SITE_TOML, sample.POLICY)
+        self.site = self._site_thread.site
         self.auth = AuthStore.open(data_dir / "auth.db")
         self.setup_code = self.auth.new_setup_code()
         cert, key = ensure_certificate(data_dir, hostname="doorkeep-demo.local")
         self._ssl = server_context(cert, key)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="gateway", daemon=True)
-        self._thread.start()
         self._runner: web.AppRunner | None = None
         self.port = self.run(self._start())
         self.url = f"https://127.0.0.1:{self.port}"
@@ -90,15 +88,11 @@ class Gateway:
 
     def run(self, coro: Any) -> Any:
         """Run a coroutine on the gateway's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+        return self._site_thread.run(coro)
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call a plain function of the site on the gateway's loop."""
-
-        async def wrapped() -> Any:
-            return fn(*args)
-
-        return self.run(wrapped())
+        return self._site_thread.call(fn, *args)
 
     def make_admin(self) -> None:
         """Finish onboarding without the browser (for tests that start logged out)."""
@@ -121,9 +115,7 @@ class Gateway:
     def close(self) -> None:
         if self._runner is not None:
             self.run(self._runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        self.loop.close()
+        self._site_thread.close()
         self.auth.close()
 
 

@@ -224,7 +224,7 @@ def test_dashboard_settings_and_phone_layout(page: Page, daemon: Daemon) -> None
 
 def test_cloud_owned_site_shows_entities_read_only(page: Page, gateway: Gateway) -> None:
     gateway.make_admin()
-    gateway.site.policy_owner = "cloud"
+    gateway.site.policy.owner = "cloud"
     login(page, gateway)
     page.get_by_role("link", name="People").click()
     expect(page.locator("#cloud-banner")).to_be_visible()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,9 @@ from typing import Any
 import pytest
 
 from edge.service import Site
+from tests.edge.sites import open_site, until
+
+__all__ = ["POLICY", "ROOT", "SITE_TOML", "Feed", "is_event", "until"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,8 +124,7 @@ def site_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def site(site_dir: Path) -> AsyncIterator[Site]:
-    async with Site.open(site_dir / "site.toml") as running:
-        await running.apply_policy(json.loads(json.dumps(POLICY)), actor="test")
+    async with open_site(site_dir, SITE_TOML, POLICY) as running:
         # the first input poll sets the baseline that later edges are measured from
         await until(lambda: "doors" in running.hw._last_inputs)
         yield running
@@ -165,13 +166,3 @@ def is_event(action: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
 @pytest.fixture
 def feed(site: Site) -> Feed:
     return Feed(site)
-
-
-async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``check()`` holds (polling the simulator's state)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)

@@ -1,17 +1,22 @@
-"""Fixtures for the REST API tests: the app over the in-memory site facade."""
+"""Fixtures for the REST API tests: the app over a real site (SQLite, simulated RS485 bus)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 import edge.auth as auth_mod
+import rs485.bus
 from edge.auth import AuthStore, LoginLimiter
+from edge.service import Site
 from edge.web.app import make_app
-from tests.edge.web.fake_site import FakeSite
+from tests.edge.sites import open_site
+from tests.edge.web import sample
 
 PASSWORD = "correct horse battery staple"
 
@@ -32,14 +37,23 @@ def fast_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(auth_mod, "SCRYPT_N", 2**8)
 
 
+@pytest.fixture(autouse=True)
+def short_bus_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A scan waits 50 ms at each of 247 addresses (12 s); the site's board is at address 1.
+    monkeypatch.setattr(rs485.bus, "SCAN_ADDRESSES", range(1, 5))
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-def site() -> FakeSite:
-    return FakeSite(pulse_s=0.2)
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    async with open_site(tmp_path / "site", sample.SITE_TOML, sample.POLICY) as running:
+        # Alarm 1: an open alarm for the alarm endpoints to list and resolve.
+        await running.log.raise_alarm("held_open", source="lobby", door="lobby")
+        yield running
 
 
 @pytest.fixture
@@ -52,7 +66,9 @@ def auth(clock: Clock) -> Iterator[AuthStore]:
 class Api:
     """A test client with helpers: tokens per role, a logged-in cookie session."""
 
-    def __init__(self, client: TestClient, auth: AuthStore, site: FakeSite) -> None:
+    def __init__(
+        self, client: TestClient[web.Request, web.Application], auth: AuthStore, site: Site
+    ) -> None:
         self.client = client
         self.auth = auth
         self.site = site
@@ -78,7 +94,7 @@ class Api:
         return {"X-CSRF-Token": self.csrf}
 
 
-async def _api(site: FakeSite, auth: AuthStore, clock: Clock, *, tls: bool) -> AsyncIterator[Api]:
+async def _api(site: Site, auth: AuthStore, clock: Clock, *, tls: bool) -> AsyncIterator[Api]:
     auth.create_user("alice", PASSWORD, "admin")
     app = make_app(site, auth, tls=tls, limiter=LoginLimiter(clock))
     async with TestClient(TestServer(app)) as client:
@@ -86,13 +102,13 @@ async def _api(site: FakeSite, auth: AuthStore, clock: Clock, *, tls: bool) -> A
 
 
 @pytest.fixture
-async def api(site: FakeSite, auth: AuthStore, clock: Clock) -> AsyncIterator[Api]:
+async def api(site: Site, auth: AuthStore, clock: Clock) -> AsyncIterator[Api]:
     async for a in _api(site, auth, clock, tls=False):
         yield a
 
 
 @pytest.fixture
-async def tls_api(site: FakeSite, auth: AuthStore, clock: Clock) -> AsyncIterator[Api]:
+async def tls_api(site: Site, auth: AuthStore, clock: Clock) -> AsyncIterator[Api]:
     """The app as configured for TLS (cookie flags); the test client still speaks HTTP."""
     async for a in _api(site, auth, clock, tls=True):
         yield a

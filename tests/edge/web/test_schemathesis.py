@@ -2,15 +2,14 @@
 
 Every operation gets a bounded number of generated requests (valid and invalid ones);
 each answer must not be a 5xx and must match the documented status codes, content
-types and schemas. The server is the real web app over the in-memory site facade,
-called with an admin token.
+types and schemas. The server is the real web app over a real site (SQLite, simulated
+RS485 bus; tests/edge/web/sample.py), called with an admin token.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +20,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import edge.auth as auth_mod
 from edge.auth import AuthStore
+from edge.web.app import make_app
 from edge.web.openapi import build_openapi
-from tests.edge.web.fake_site import FakeSite
+from tests.edge.sites import SiteThread
+from tests.edge.web import sample
 
 # Each operation gets this many examples: 68 operations x 3 = about two hundred requests.
 EXAMPLES = 3
@@ -30,29 +31,24 @@ EXAMPLES = 3
 schema = schemathesis.openapi.from_dict(build_openapi(version="0.1.0"))
 
 
-class QuickCaptureSite(FakeSite):
-    """Capture waits for a card up to the requested timeout; here nobody presents one."""
-
-    async def capture_next_card(self, reader: str, timeout_s: float) -> dict[str, Any]:
-        return await super().capture_next_card(reader, min(timeout_s, 0.05))
-
-
 class Server:
-    def __init__(self) -> None:
+    """The app over a real site, served on the site's own loop in a thread.
+
+    A capture waits for a card up to the requested timeout, but only at a reader of
+    site.toml: generated reader ids name none, so it answers 404 at once.
+    """
+
+    def __init__(self, directory: Path) -> None:
         auth_mod.SCRYPT_N = 2**8  # restored by the fixture
-        self.site = QuickCaptureSite(pulse_s=0.05)
+        self.sites = SiteThread(directory, sample.SITE_TOML, sample.POLICY)
+        self.site = self.sites.site
         self.auth = AuthStore.open(":memory:")
         self.auth.create_user("admin", "correct horse battery", "admin")
         self.token = self.auth.create_token("admin", "schemathesis-admin")
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
         self.runner: web.AppRunner | None = None
-        self.url = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.url = self.sites.run(self._start(), 10)
 
     async def _start(self) -> str:
-        from edge.web.app import make_app
-
         self.runner = web.AppRunner(make_app(self.site, self.auth, tls=False), shutdown_timeout=0.5)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -61,16 +57,15 @@ class Server:
 
     def close(self) -> None:
         assert self.runner is not None
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+        self.sites.run(self.runner.cleanup(), 10)
+        self.sites.close()
+        self.auth.close()
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     saved = auth_mod.SCRYPT_N
-    srv = Server()
+    srv = Server(tmp_path_factory.mktemp("schemathesis") / "site")
     try:
         yield srv
     finally:
