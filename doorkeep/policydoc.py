@@ -57,6 +57,9 @@ DEFAULT_SETTINGS: Mapping[str, Any] = {
     "door_event_days": 30,
 }
 
+# The credential kinds, listed once: the edge model and the decision engine
+# (``edge.core.decide.PRESENTATION_KINDS``) derive their sets from this tuple; only the
+# JSON Schema's ``credentials.kind`` enum repeats it, being JSON.
 CREDENTIAL_KINDS: tuple[str, ...] = (
     "pin",
     "rf_card",

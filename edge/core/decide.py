@@ -24,6 +24,7 @@ from enum import StrEnum
 from doorkeep import cards
 from edge.core.model import (
     ALL_FLOORS,
+    CREDENTIAL_KINDS,
     Credential,
     DoorSpec,
     Effect,
@@ -66,10 +67,9 @@ class Reason(StrEnum):
     CLOCK_UNTRUSTED = "clock_untrusted"
 
 
-PRESENTATION_KINDS = frozenset(
-    {"pin", "rf_card", "uhf_card", "license_plate", "face", "fingerprint", "id_card_qr", "qr"}
-    | {"nfc", "ble"}
-)
+#: What a reader may present: every credential kind of the policy document, listed once in
+#: ``doorkeep.policydoc.CREDENTIAL_KINDS`` (temp keys are PINs or QR codes, both among them).
+PRESENTATION_KINDS: frozenset[str] = CREDENTIAL_KINDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ mode x input pair (in the style of h2's test_state_machines.py)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.core.doorstate import (
+    AUTOMATIC,
     EVENT_TYPES,
     GRANT_GRACE_S,
+    GUARDS,
     TRANSITIONS,
     Alarm,
     AlarmKind,
@@ -42,6 +45,7 @@ from edge.core.doorstate import (
     Step,
     Tick,
     TransitionError,
+    markdown_table,
     step,
 )
 
@@ -450,6 +454,54 @@ def test_the_table_lists_every_input_for_every_mode() -> None:
         assert set(TRANSITIONS[mode]) == set(EVENT_TYPES), mode
 
 
+class Unlisted:
+    """An input type the table does not know."""
+
+
+def _example(kind: type[Any]) -> Any:
+    return OperatorUnlock(seconds=5) if kind is OperatorUnlock else kind()
+
+
+def _door_in(mode: Mode) -> DoorState:
+    """A door in ``mode`` the way the machine leaves it there."""
+    return DoorState(
+        mode=mode,
+        relay_on=mode is not Mode.LOCKED and mode is not Mode.LOCKDOWN,
+        hold_open=mode is Mode.HELD_OPEN,
+        emergency=mode is Mode.EMERGENCY,
+        lockdown=mode is Mode.LOCKDOWN,
+        unlocked_until=T0 + 3 if mode is Mode.UNLOCKED else None,
+    )
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+@pytest.mark.parametrize("kind", [*EVENT_TYPES, Unlisted])
+def test_every_pair_is_in_the_table_or_raises(mode: Mode, kind: type[Any]) -> None:
+    door = _door_in(mode)
+    if kind in TRANSITIONS[mode]:
+        assert TRANSITIONS[mode][kind] in set(Mode)
+        assert isinstance(step(door, _example(kind), T0), Step)
+    else:
+        with pytest.raises(TransitionError, match=f"{mode}.*{kind.__name__}"):
+            step(door, _example(kind), T0)
+
+
+def test_the_tables_targets_are_modes_and_guards_refine_listed_pairs() -> None:
+    assert set(TRANSITIONS) == set(Mode)
+    for mode, row in TRANSITIONS.items():
+        assert all(isinstance(to, Mode) for to in row.values()), mode
+    for (mode, kind), rows in GUARDS.items():
+        assert kind in TRANSITIONS[mode]
+        assert rows and all(isinstance(to, Mode) and guard.label for guard, to in rows)
+    for mode, (guard, to, why) in AUTOMATIC.items():
+        assert isinstance(mode, Mode) and isinstance(to, Mode) and guard.label and why
+
+
+def test_docs_show_the_table_generated_from_the_code() -> None:
+    doors_md = (Path(__file__).parents[2] / "docs" / "doors.md").read_text(encoding="utf-8")
+    assert markdown_table() in doors_md, "regenerate with edge.core.doorstate.markdown_table()"
+
+
 # -- Hypothesis over every mode x input ------------------------------------------------------
 
 NOW = st.floats(min_value=T0 - 10_000, max_value=T0 + 10_000)
@@ -533,6 +585,15 @@ def test_every_mode_and_input_steps_without_error_and_keeps_the_invariants(
         assert RelayOff() in s.commands
     # The same input at the same moment gives the same answer (pure).
     assert step(state, event, now) == s
+
+
+@settings(max_examples=500, deadline=None)
+@given(state=STATES, event=EVENTS, now=NOW)
+def test_the_door_goes_where_the_table_says(state: DoorState, event: Any, now: float) -> None:
+    pair = (state.mode, type(event))
+    goes = {TRANSITIONS[state.mode][type(event)], *(to for _g, to in GUARDS.get(pair, ()))}
+    goes |= {AUTOMATIC[m][1] for m in goes if m in AUTOMATIC}
+    assert step(state, event, now).state.mode in goes
 
 
 @st.composite
