@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ import aiohttp
 
 from cloud_sync import bundle as bundles
 from doorkeep.errors import AuthError, BundleRejected, SyncError
+from doorkeep.link import LinkHealth
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds the cloud may hold a long-poll open.
 POLL_WAIT_S = 25.0
-#: First and largest reconnect delay; each failure doubles it, with ±50 % jitter.
+#: First and largest reconnect delay; each failure doubles it (jittered, see doorkeep.link).
 BACKOFF_S = (0.5, 60.0)
 #: Outbox rows per upload.
 UPLOAD_BATCH = 500
@@ -142,29 +142,9 @@ class Outbox(Protocol):
         ...
 
 
-class _Link:
-    """Log-once-on-failure / once-on-recovery, plus jittered capped backoff."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.failing = False
-        self.delay = BACKOFF_S[0]
-
-    def ok(self) -> None:
-        if self.failing:
-            log.warning("%s recovered", self.name)
-        self.failing = False
-        self.delay = BACKOFF_S[0]
-
-    def failed(self, err: BaseException) -> float:
-        if not self.failing:
-            log.warning(
-                "%s failed: %s; retrying with backoff", self.name, err or type(err).__name__
-            )
-        self.failing = True
-        wait = self.delay * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not secrecy
-        self.delay = min(self.delay * 2, BACKOFF_S[1])
-        return wait
+def _link(name: str) -> LinkHealth:
+    # BACKOFF_S is read here, at task start, so tests can shrink it.
+    return LinkHealth(name, base_s=BACKOFF_S[0], cap_s=BACKOFF_S[1], logger=log)
 
 
 class SyncClient:
@@ -258,7 +238,7 @@ class SyncClient:
     # ------------------------------------------------------------ policy
 
     async def _policy_loop(self) -> None:
-        link = _Link(f"cloud policy link to {self.url}")
+        link = _link(f"cloud policy link to {self.url}")
         reported = False
         while True:
             try:
@@ -354,7 +334,7 @@ class SyncClient:
             self.poke()
 
     async def _events_loop(self) -> None:
-        link = _Link(f"cloud event upload to {self.url}")
+        link = _link(f"cloud event upload to {self.url}")
         while True:
             try:
                 more = await self._upload_once()

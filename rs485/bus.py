@@ -23,7 +23,6 @@ import contextlib
 import heapq
 import itertools
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Literal, Self
 import serial
 
 from doorkeep.errors import DeviceError, DeviceTimeout
+from doorkeep.link import LinkHealth
 from rs485 import rtu
 from rs485.stats import BoardStats, Counters
 
@@ -174,9 +174,15 @@ class _TcpLink(_Link):
         self._port = port
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._backoff = RECONNECT_MIN_S
         self._next_attempt = 0.0
-        self._failed = False
+        self._health = LinkHealth(
+            f"{host}:{port}",
+            base_s=RECONNECT_MIN_S,
+            cap_s=RECONNECT_MAX_S,
+            logger=log,
+            broke="cannot connect to %(name)s: %(error)s",
+            recovered="connected to %(name)s again",
+        )
 
     async def open(self) -> None:
         # Connect lazily in write(): a board that is down at start-up must not stop the daemon.
@@ -193,16 +199,9 @@ class _TcpLink(_Link):
                 asyncio.open_connection(self._host, self._port), timeout=2.0
             )
         except (OSError, TimeoutError) as err:
-            self._next_attempt = loop.time() + self._backoff * random.uniform(0.5, 1.0)  # noqa: S311
-            self._backoff = min(self._backoff * 2, RECONNECT_MAX_S)
-            if not self._failed:
-                log.warning("cannot connect to %s:%s: %s", self._host, self._port, err)
-                self._failed = True
+            self._next_attempt = loop.time() + self._health.failed(err)
             raise DeviceTimeout(f"cannot connect to {self._host}:{self._port}: {err}") from err
-        if self._failed:
-            log.info("connected to %s:%s again", self._host, self._port)
-            self._failed = False
-        self._backoff = RECONNECT_MIN_S
+        self._health.ok()
         self._writer = writer
         self._reader_task = asyncio.create_task(
             self._pump(reader), name=f"rs485-tcp-{self._host}:{self._port}"

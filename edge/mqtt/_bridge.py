@@ -21,9 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import ssl
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 
 from doorkeep.errors import ConfigError, DoorkeepError
+from doorkeep.link import LinkHealth
 
 from .discovery import DoorInfo, discovery
 from .topics import OFFLINE, ONLINE, Publication, Topics, door_states, match, outbound
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from edge.config import MqttSection
     from edge.service import Site
 
-__all__ = ["ACTOR", "ROUTES", "Broker", "MalformedMessage", "MqttBridge", "Route", "backoff"]
+__all__ = ["ACTOR", "ROUTES", "Broker", "MalformedMessage", "MqttBridge", "Route"]
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +59,6 @@ ACTOR: Final = "mqtt"
 
 class MalformedMessage(DoorkeepError):
     """An inbound MQTT message is not what its topic expects (the reason never quotes it)."""
-
-
-def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
-    """Seconds to wait before retry ``attempt`` (0-based): doubling, capped, jittered.
-
-    The jitter keeps many sites from reconnecting in lock-step after a broker restart.
-    """
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** min(attempt, 30))
-    return ceiling * (0.5 + rng() / 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +183,19 @@ class MqttBridge:
         self._wake = asyncio.Event()
         self._dropped = 0
         self._connected = False
-        self._down_since: float | None = None
-        self._attempt = 0
+        self._health = LinkHealth(
+            f"MQTT broker {self.broker}",
+            base_s=BACKOFF_BASE_S,
+            cap_s=BACKOFF_CAP_S,
+            logger=log,
+            broke=(
+                "%(name)s unreachable (%(reason)s); retrying, backoff up to %(cap_s).0f s;"
+                " doors work as usual"
+            ),
+            recovered=(
+                "%(name)s is back after %(down_s).0f s; %(dropped)d queued messages were dropped"
+            ),
+        )
         self._stopping = False
         self._session_open = False
         self._tg: asyncio.TaskGroup | None = None
@@ -370,11 +371,12 @@ class MqttBridge:
                     # the disconnect while stopping failed and replaced the
                     # cancellation: stop all the same
                     raise asyncio.CancelledError from err
-                self._link_down(err)
+                self._connected = False
+                delay = self._health.failed(err, reason=_reason(err))  # logs once per outage
+            else:
+                delay = self._health.backoff.next()
             if self._stopping:
                 raise asyncio.CancelledError
-            delay = backoff(self._attempt)
-            self._attempt += 1
             await asyncio.sleep(delay)
 
     async def _session(self) -> None:
@@ -403,26 +405,7 @@ class MqttBridge:
 
     def _link_up(self) -> None:
         self._connected = True
-        self._attempt = 0
-        if self._down_since is None:
+        if self._health.ok(dropped=self._dropped):  # logs "is back" after an outage
+            self._dropped = 0
+        else:
             log.info("MQTT bridge connected to %s as %s", self.broker, self.client_id)
-            return
-        log.info(
-            "MQTT broker %s is back after %.0f s; %d queued messages were dropped",
-            self.broker,
-            time.monotonic() - self._down_since,
-            self._dropped,
-        )
-        self._down_since, self._dropped = None, 0
-
-    def _link_down(self, err: BaseException) -> None:
-        self._connected = False
-        if self._down_since is not None:
-            return  # logged when it broke; the retries stay quiet
-        self._down_since = time.monotonic()
-        log.warning(
-            "MQTT broker %s unreachable (%s); retrying, backoff up to %.0f s; doors work as usual",
-            self.broker,
-            _reason(err),
-            BACKOFF_CAP_S,
-        )

@@ -25,7 +25,7 @@ async def test_duplicates_are_stored_once(store: CloudStore) -> None:
     again = await store.ingest("s1", "e1", [ev(2), ev(3), ev(4)])
     assert (first.watermark, first.inserted) == (3, 3)
     assert (again.watermark, again.inserted, again.duplicates, again.conflicts) == (4, 1, 2, 0)
-    assert await store.event_seqs("s1", "e1") == [1, 2, 3, 4]
+    assert await store.event_log.event_seqs("s1", "e1") == [1, 2, 3, 4]
     assert await store.alarms("s1") == []
 
 
@@ -48,7 +48,7 @@ async def test_watermark_is_contiguous_across_gaps(store: CloudStore) -> None:
     assert (await store.ingest("s1", "e1", [ev(1), ev(2), ev(5), ev(6)])).watermark == 2
     assert (await store.ingest("s1", "e1", [ev(4)])).watermark == 2
     assert (await store.ingest("s1", "e1", [ev(3)])).watermark == 6
-    assert await store.watermark("s1", "e1") == 6
+    assert await store.event_log.watermark("s1", "e1") == 6
 
 
 async def test_epochs_are_independent(store: CloudStore) -> None:
@@ -57,7 +57,7 @@ async def test_epochs_are_independent(store: CloudStore) -> None:
     fresh = await store.ingest("s1", "new", [ev(1)])
     assert fresh.watermark == 1
     assert fresh.inserted == 1
-    assert await store.event_count("s1") == 4
+    assert await store.event_log.event_count("s1") == 4
 
 
 async def test_empty_upload_answers_the_watermark(store: CloudStore) -> None:

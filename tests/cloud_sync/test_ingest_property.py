@@ -35,6 +35,6 @@ def test_any_upload_history_stores_each_seq_once(batches: list[list[int]]) -> No
                         prefix += 1
                     assert result.watermark == prefix
                     assert result.conflicts == 0
-                assert await store.event_seqs("s", "e") == sorted(seen)
+                assert await store.event_log.event_seqs("s", "e") == sorted(seen)
 
     asyncio.run(run())

@@ -69,9 +69,9 @@ async def all_arrived(
         while outbox.acked < total:
             client.poke()
             await asyncio.sleep(0.02)
-    assert await store.event_seqs("s1", outbox.epoch) == list(range(1, total + 1))
-    assert await store.event_count("s1") == total
-    assert await store.watermark("s1", outbox.epoch) == total
+    assert await store.event_log.event_seqs("s1", outbox.epoch) == list(range(1, total + 1))
+    assert await store.event_log.event_count("s1") == total
+    assert await store.event_log.watermark("s1", outbox.epoch) == total
     assert await store.alarms("s1") == []  # no hash conflicts: retries were identical
 
 

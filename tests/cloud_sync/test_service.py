@@ -158,7 +158,7 @@ async def test_plaintext_credentials_never_leave_or_rest(server: Server, admin: 
     assert CARD.lower() not in blob
     assert f'"{PIN}"' not in blob
     # ...but the sealed copy recovers them for re-hashing and export
-    plain = await server.store.plaintext_policy("s1")
+    plain = await server.store.policies.plaintext_policy("s1")
     assert {c["id"]: c["value"] for c in plain["credentials"]} == {"c1": PIN, "c2": CARD}
 
 
@@ -196,7 +196,7 @@ async def test_enrollment_code_is_one_time(server: Server, admin: Admin) -> None
     made = await admin.call("POST", "/sites", {"id": "s1"}, status=201)
     first = await enroll(server.url, made["enrollment_code"])
     assert first.key_id == server.store.keys.signer.key_id
-    assert first.secret_bytes == await server.store.site_secret("s1")
+    assert first.secret_bytes == await server.store.registry.site_secret("s1")
     with pytest.raises(AuthError):
         await enroll(server.url, made["enrollment_code"])
     assert "****" in repr(first)

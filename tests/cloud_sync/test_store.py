@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 
 from cloud_sync import commands
-from cloud_sync import store as store_mod
 from cloud_sync.keys import CloudKeys
 from cloud_sync.service import serve
 from cloud_sync.store import MIGRATIONS, CloudStore
+from cloud_sync.store import _db as db_mod
+from cloud_sync.store import _policy as policy_mod
 
 from .conftest import free_port, open_store
 
@@ -30,10 +32,10 @@ async def test_reopening_keeps_data_and_migrations_are_idempotent(
     url = f"sqlite:///{tmp_path}/cloud.db"
     async with CloudStore(url, keys) as first:
         await first.add_site("s1")
-        assert await first.migrate() == len(MIGRATIONS)
+        assert await first.db.migrate() == len(MIGRATIONS)
     async with CloudStore(url, keys) as again:
-        assert await again.site_ids() == ["s1"]
-        assert await again.migrate() == len(MIGRATIONS)
+        assert await again.registry.site_ids() == ["s1"]
+        assert await again.db.migrate() == len(MIGRATIONS)
 
 
 async def test_postgres_migrations_run_once_when_workers_start_together(
@@ -43,7 +45,7 @@ async def test_postgres_migrations_run_once_when_workers_start_together(
         others = [CloudStore(first.url, keys, pg_schema=first.pg_schema) for _ in range(3)]
         opened = await asyncio.gather(*(o.__aenter__() for o in others))
         try:
-            assert all(await asyncio.gather(*(o.migrate() for o in opened))) is True
+            assert all(await asyncio.gather(*(o.db.migrate() for o in opened))) is True
             async with first.engine.connect() as conn:
                 rows = (await conn.exec_driver_sql("SELECT version FROM schema_version")).all()
             assert rows == [(len(MIGRATIONS),)]
@@ -66,7 +68,7 @@ def test_keys_are_private_files_and_stable(tmp_path: Path) -> None:
 async def test_site_far_behind_gets_a_snapshot(
     store: CloudStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_mod, "DELTA_RETENTION", 3)
+    monkeypatch.setattr(policy_mod, "DELTA_RETENTION", 3)
     await store.add_site("s1")
     for day in range(1, 7):
         await store.change_policy(
@@ -122,7 +124,7 @@ async def test_migration_3_brings_an_old_events_table_up_to_date(store: CloudSto
             "INSERT INTO events (site_id, epoch, seq, hash, at, type, body, received_at) "
             "VALUES ('s1', 'e', 1, 'h', '2026-10-25T02:10:00+01:00', 'access', '{\"seq\": 1}', 0)"
         )
-    assert await store.migrate() == len(MIGRATIONS)
+    assert await store.db.migrate() == len(MIGRATIONS)
     (event,) = await store.events("s1")
     assert event["_cursor"][0] == datetime(2026, 10, 25, 1, 10, tzinfo=UTC).timestamp()
 
@@ -146,3 +148,29 @@ async def test_events_sort_by_real_time_across_dst_and_page_with_a_cursor(
     assert [e["seq"] for e in second] == [2, 1]
     window = await store.events("s1", since="2026-10-25T00:00:00Z", until="2026-10-25T01:30:00Z")
     assert [e["seq"] for e in window] == [3, 2]
+
+
+@pytest.mark.postgres
+async def test_a_dropped_listen_connection_reconnects_and_wakes_every_watcher(
+    tmp_path: Path, keys: CloudKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_mod, "LISTEN_BACKOFF", (0.01, 0.05))
+    async with open_store("postgres", tmp_path, keys) as store:
+        await store.add_site("s1")
+        missed = store.notifier.watch("s1")
+        async with store.engine.connect() as conn:
+            killed = await conn.scalar(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE query LIKE :listen"
+                ),
+                {"listen": f"LISTEN %{store.channel}%"},
+            )
+        assert killed == 1
+        # Whatever was notified while nobody listened: every watcher is woken on reconnect.
+        await asyncio.wait_for(missed.wait(), 5)
+        watcher = store.notifier.watch("s1")
+        await store.change_policy(
+            "s1", lambda d: {**d, "holidays": [{"date": "2026-12-25", "name": "X"}]}, actor="t"
+        )
+        await asyncio.wait_for(watcher.wait(), 5)

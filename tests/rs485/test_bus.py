@@ -6,6 +6,7 @@ import logging
 import pytest
 
 from doorkeep.errors import DeviceError, DeviceTimeout
+from rs485 import bus as bus_mod
 from rs485 import rtu
 from rs485.bus import Bus, Priority
 from rs485.sim import SimulatedBus
@@ -150,3 +151,34 @@ async def test_even_parity_line_works():
     ):
         await bus.request(1, rtu.pdu_write_coil(15, 0xFF00), priority=Priority.COMMAND)
         assert sim.board(1).coils[15] is True
+
+
+async def test_a_tcp_link_retries_with_backoff_and_logs_once_each_way(monkeypatch, caplog):
+    monkeypatch.setattr(bus_mod, "RECONNECT_MIN_S", 0.01)
+    monkeypatch.setattr(bus_mod, "RECONNECT_MAX_S", 0.02)
+    caplog.set_level(logging.INFO, logger="rs485.bus")
+    server = await asyncio.start_server(lambda _r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    link = bus_mod._TcpLink("127.0.0.1", port)
+    for _ in range(4):  # four refused attempts, each after its backoff: one warning
+        with pytest.raises(DeviceError):
+            await link.ensure()
+        await asyncio.sleep(0.03)
+    writers = []
+    server = await asyncio.start_server(lambda _r, w: writers.append(w), "127.0.0.1", port)
+    try:
+        await link.ensure()
+        await link.ensure()  # connected: nothing more to say
+    finally:
+        await link.close()
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    messages = [r.getMessage() for r in caplog.records if r.name == "rs485.bus"]
+    assert [m.split(":")[0] for m in messages] == [
+        "cannot connect to 127.0.0.1",
+        "connected to 127.0.0.1",
+    ]
