@@ -101,7 +101,8 @@ class Daemon:
 
     async def start(self) -> None:
         env = {**os.environ, "DOORKEEP_MDNS": "0"}
-        self.proc = subprocess.Popen(
+        self.proc = await asyncio.to_thread(  # off the loop, as are the waits below
+            subprocess.Popen,
             [sys.executable, "-m", "edge.cli", "run", "-c", str(self.site_dir / "site.toml")],
             cwd=ROOT,
             env=env,
@@ -117,15 +118,15 @@ class Daemon:
                 await asyncio.sleep(0.05)
         raise AssertionError("the edge daemon did not start")
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        await asyncio.to_thread(self.proc.wait)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=15)
+            await asyncio.to_thread(self.proc.wait, 15)
 
 
 async def present_many(port: int, token: str, n: int) -> None:
@@ -144,7 +145,8 @@ async def test_every_event_arrives_exactly_once_across_outage_kills_and_lost_ans
     await server.start()
     port = free_port()
     site_dir = await enrolled_site_dir(tmp_path, cloud, server.url, port)
-    token = subprocess.run(
+    created = await asyncio.to_thread(
+        subprocess.run,
         [
             sys.executable,
             "-m",
@@ -160,7 +162,8 @@ async def test_every_event_arrives_exactly_once_across_outage_kills_and_lost_ans
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.strip()
+    )
+    token = created.stdout.strip()
     daemon = Daemon(site_dir, port)
     rng = random.Random(11)
     try:
@@ -172,7 +175,7 @@ async def test_every_event_arrives_exactly_once_across_outage_kills_and_lost_ans
         for _ in range(3):  # kill the edge at random moments while it uploads
             await present_many(port, token, 10)
             await asyncio.sleep(rng.uniform(0.0, 0.6))
-            daemon.kill()
+            await daemon.kill()
             await daemon.start()
         await present_many(port, token, 5)
 
@@ -189,7 +192,7 @@ async def test_every_event_arrives_exactly_once_across_outage_kills_and_lost_ans
                 break
             await asyncio.sleep(0.1)
     finally:
-        daemon.stop()
+        await daemon.stop()
         await server.stop()
     rows = await cloud.events("test", limit=10_000)
     seqs = sorted(r["seq"] for r in rows)
