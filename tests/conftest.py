@@ -15,20 +15,30 @@ How a blocked loop is measured, and why this way:
   every ``call_soon``, tracks coroutine origins and turns on extra checks and warnings, which
   slows the suite and changes what it tests. The wrapper costs a few microseconds per
   callback and changes nothing else.
-- The limit (100 ms) is on the time the loop's thread was *kept busy by the callback*, not
-  on its wall time. This box has 2 cores shared with PostgreSQL, Mosquitto, Chromium and
-  other test runs, so a 5 ms callback can take 300 ms of wall time while the thread waits
-  for a CPU. On Linux the kernel counts, per thread, the time spent runnable but waiting for
-  a CPU (``run_delay``, the second field of ``/proc/thread-self/schedstat``); the guard reads
-  it before and after each callback and counts ``wall - run_delay - gc``. That is CPU work
-  *and* time blocked in system calls (``time.sleep``, a synchronous socket, an SQLite commit
-  waiting on ``fsync``), but not scheduler noise. Thread CPU time alone would miss sleeping
-  or waiting I/O, which is the commonest way tests and drivers block a loop.
-- Garbage collection pauses are subtracted (timed with ``gc.callbacks``): the test process
-  holds the heap of hundreds of tests, so a full collection can land in any callback and
-  says nothing about the code that happened to trigger it.
-- Where ``schedstat`` is missing (not Linux), the guard falls back to thread CPU time
-  against the same limit plus wall time against a generous limit (1 s).
+- Two limits, because this box has 2 cores shared with PostgreSQL, Mosquitto, Chromium
+  and other test runs, where a 5 ms callback can take 300 ms of wall time while its thread
+  waits for a CPU. Wall time against 100 ms would make the suite flaky.
+
+  1. CPU: the loop thread's own CPU time across the callback (``time.thread_time``) must
+     stay under 100 ms (``CPU_LIMIT_S``). Load does not inflate it, so the issue's 100 ms
+     applies exactly, to computation on the loop (validation, hashing, big JSON).
+  2. Waiting: ``wall - run_delay - gc`` must stay under 500 ms (``WAIT_LIMIT_S``), where
+     ``run_delay`` is the kernel's count of the time the thread was runnable but had no CPU
+     (the second field of ``/proc/thread-self/schedstat``, read before and after each
+     callback). This is CPU work plus time blocked in system calls: ``time.sleep``,
+     ``subprocess.run``, a synchronous socket or an SQLite commit waiting on ``fsync``,
+     which thread CPU time alone would miss. It is more generous because a wait for
+     *another* thread or process (``Thread.start()`` waits for the new thread to run,
+     ``Popen`` for the child to exec, a lock for its holder) includes that other one's wait
+     for a CPU, which this thread's ``run_delay`` cannot see: on the loaded box the first
+     ``asyncio.to_thread`` (which starts the executor's first worker) was measured at
+     147 ms, a ``Popen`` at 145 ms, both a few milliseconds when the box is idle.
+     Synchronous waits of a second or more, the usual way a test blocks its loop, fail.
+
+- Garbage collection pauses are subtracted from both (timed with ``gc.callbacks``): the test
+  process holds the heap of hundreds of tests, so a full collection can land in any callback
+  and says nothing about the code that happened to trigger it.
+- Where ``schedstat`` is missing (not Linux), the wait limit applies to wall time instead.
 - While a callback runs past ``SAMPLE_AFTER_S``, a sampler thread records the loop thread's
   stack, so the failure shows where the time went, not only which callback it was.
 - A loop driven from a child greenlet is not timed: Playwright's sync API runs its loop in
@@ -62,15 +72,16 @@ from typing import Any
 
 import pytest
 
-BLOCK_LIMIT_S = 0.100
-WALL_LIMIT_NO_SCHEDSTAT_S = 1.0
+CPU_LIMIT_S = 0.100
+WAIT_LIMIT_S = 0.500
 SAMPLE_AFTER_S = 0.060
 SAMPLER_TICK_S = 0.020
 THREAD_GRACE_S = 2.0
 ROOT = Path(__file__).resolve().parents[1]
 
 _NS = 1_000_000_000
-_LIMIT_NS = int(BLOCK_LIMIT_S * _NS)
+_CPU_LIMIT_NS = int(CPU_LIMIT_S * _NS)
+_WAIT_LIMIT_NS = int(WAIT_LIMIT_S * _NS)
 
 
 # ------------------------------------------------------------------ per-thread clocks
@@ -121,21 +132,22 @@ def _gc_timer(phase: str, _info: dict[str, Any]) -> None:
 
 @dataclass(slots=True)
 class Slow:
-    """One callback that kept its loop's thread busy past the limit."""
+    """One callback that kept its loop's thread past a limit."""
 
     callback: str
+    cpu_ns: int
     blocked_ns: int
     wall_ns: int
-    cpu_ns: int
     gc_ns: int
     stack: list[str]
 
     def describe(self) -> str:
         ms = 1e-6
         head = (
-            f"{self.callback} blocked the loop {self.blocked_ns * ms:.0f} ms "
-            f"(cpu {self.cpu_ns * ms:.0f} ms, wall {self.wall_ns * ms:.0f} ms, "
-            f"gc {self.gc_ns * ms:.0f} ms)"
+            f"{self.callback} blocked the loop: cpu {self.cpu_ns * ms:.0f} ms "
+            f"(limit {CPU_LIMIT_S * 1e3:.0f}), cpu + waits {self.blocked_ns * ms:.0f} ms "
+            f"(limit {WAIT_LIMIT_S * 1e3:.0f}), wall {self.wall_ns * ms:.0f} ms, "
+            f"gc {self.gc_ns * ms:.0f} ms"
         )
         if not self.stack:
             return head
@@ -147,7 +159,7 @@ class Window:
     """What happened on the loops during one test."""
 
     slow: list[Slow] = field(default_factory=list)
-    worst_ns: int = 0
+    worst_cpu_ns: int = 0
 
 
 @dataclass(slots=True)
@@ -158,7 +170,7 @@ class _Running:
 
 _window: Window | None = None
 _running: dict[int, _Running] = {}  # thread ident -> the callback it is running now
-_worst: list[tuple[int, str]] = []  # (blocked ns, test id) per test, for the summary
+_worst: list[tuple[int, str]] = []  # (cpu ns, test id) per test, for the summary
 
 
 # ------------------------------------------------------------------ the wrapped Handle._run
@@ -190,7 +202,7 @@ def _timed_run(handle: asyncio.Handle) -> None:
             del _running[ident]
         else:
             _running[ident] = outer
-        if wall > _LIMIT_NS:
+        if wall > _CPU_LIMIT_NS:  # cpu and blocked time are both at most the wall time
             _judge(window, handle, me, wall, sched0, gc0, cpu0)
 
 
@@ -204,17 +216,15 @@ def _judge(
     cpu0: int,
 ) -> None:
     clocks = _clocks
-    cpu = time.thread_time_ns() - cpu0
     gc_ns = clocks.gc_ns - gc0
+    cpu = max(0, time.thread_time_ns() - cpu0 - gc_ns)
     if sched0:
         blocked = wall - (_run_delay_ns(clocks.sched.read()) - _run_delay_ns(sched0)) - gc_ns
-        over = blocked > _LIMIT_NS
     else:
-        blocked = cpu - gc_ns
-        over = blocked > _LIMIT_NS or wall - gc_ns > WALL_LIMIT_NO_SCHEDSTAT_S * _NS
-    window.worst_ns = max(window.worst_ns, blocked)
-    if over:
-        window.slow.append(Slow(_name(handle), blocked, wall, cpu, gc_ns, me.stack or []))
+        blocked = wall - gc_ns
+    window.worst_cpu_ns = max(window.worst_cpu_ns, cpu)
+    if cpu > _CPU_LIMIT_NS or blocked > _WAIT_LIMIT_NS:
+        window.slow.append(Slow(_name(handle), cpu, blocked, wall, gc_ns, me.stack or []))
 
 
 def _name(handle: asyncio.Handle) -> str:
@@ -296,7 +306,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     top = sorted(w for w in _worst if w[0] > 0)[::-1][:5]
     if not top:
         return
-    terminalreporter.write_sep("-", "loop guard: longest blocks of callbacks over 100 ms wall")
+    terminalreporter.write_sep("-", "loop guard: most CPU in one callback (limit 100 ms)")
     for ns, nodeid in top:
         terminalreporter.write_line(f"{ns / 1e6:7.1f} ms  {nodeid}")
 
@@ -356,7 +366,7 @@ def _leaked_threads(before: set[threading.Thread]) -> list[threading.Thread]:
 
 @pytest.fixture(autouse=True)
 def loop_and_thread_guard(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail the test if a loop callback blocked for over 100 ms or a thread outlived it."""
+    """Fail the test if a loop callback blocked its loop too long or a thread outlived it."""
     global _window  # noqa: PLW0603 - one test runs at a time; the wrapper reads it
     allowed = _blocking_reason(request.node)
     threads_before = set(threading.enumerate())
@@ -365,7 +375,7 @@ def loop_and_thread_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         _window = None
-    _worst.append((window.worst_ns, request.node.nodeid))
+    _worst.append((window.worst_cpu_ns, request.node.nodeid))
     problems = []
     if window.slow and allowed is None:
         problems += [slow.describe() for slow in window.slow[:5]]

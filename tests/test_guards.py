@@ -30,7 +30,7 @@ async def test_cpu_block():
 
 
 async def test_sleep_block():
-    time.sleep(0.2)
+    time.sleep(0.6)
 
 
 async def test_awaits():
