@@ -98,17 +98,21 @@ class Daemon:
         self.site_dir = site_dir
         self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
+        # a file, not a pipe nobody reads: a full pipe would stall the daemon's logging
+        self.log = site_dir / "daemon.log"
 
     async def start(self) -> None:
         env = {**os.environ, "DOORKEEP_MDNS": "0"}
+        log = self.log.open("ab")
         self.proc = await asyncio.to_thread(  # off the loop, as are the waits below
             subprocess.Popen,
             [sys.executable, "-m", "edge.cli", "run", "-c", str(self.site_dir / "site.toml")],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
         )
+        log.close()  # the child has its own copy
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
                 with contextlib.suppress(aiohttp.ClientError):
@@ -126,7 +130,13 @@ class Daemon:
     async def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            await asyncio.to_thread(self.proc.wait, 15)
+            try:
+                await asyncio.to_thread(self.proc.wait, 15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                await asyncio.to_thread(self.proc.wait)
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"the edge daemon ignored SIGTERM for 15 s:\n{tail}") from None
 
 
 async def present_many(port: int, token: str, n: int) -> None:
