@@ -98,16 +98,21 @@ class Daemon:
         self.site_dir = site_dir
         self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
+        # a file, not a pipe nobody reads: a full pipe would stall the daemon's logging
+        self.log = site_dir / "daemon.log"
 
     async def start(self) -> None:
         env = {**os.environ, "DOORKEEP_MDNS": "0"}
-        self.proc = subprocess.Popen(
+        log = self.log.open("ab")
+        self.proc = await asyncio.to_thread(  # off the loop, as are the waits below
+            subprocess.Popen,
             [sys.executable, "-m", "edge.cli", "run", "-c", str(self.site_dir / "site.toml")],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
         )
+        log.close()  # the child has its own copy
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
                 with contextlib.suppress(aiohttp.ClientError):
@@ -117,15 +122,21 @@ class Daemon:
                 await asyncio.sleep(0.05)
         raise AssertionError("the edge daemon did not start")
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        await asyncio.to_thread(self.proc.wait)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=15)
+            try:
+                await asyncio.to_thread(self.proc.wait, 15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                await asyncio.to_thread(self.proc.wait)
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"the edge daemon ignored SIGTERM for 15 s:\n{tail}") from None
 
 
 async def present_many(port: int, token: str, n: int) -> None:
@@ -144,7 +155,8 @@ async def test_every_event_arrives_exactly_once_across_outage_kills_and_lost_ans
     await server.start()
     port = free_port()
     site_dir = await enrolled_site_dir(tmp_path, cloud, server.url, port)
-    token = subprocess.run(
+    created = await asyncio.to_thread(
+        subprocess.run,
         [
             sys.executable,
             "-m",
@@ -160,7 +172,8 @@ async def test_every_event_arrives_exactly_once_across_outage_kills_and_lost_ans
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.strip()
+    )
+    token = created.stdout.strip()
     daemon = Daemon(site_dir, port)
     rng = random.Random(11)
     try:
@@ -172,7 +185,7 @@ async def test_every_event_arrives_exactly_once_across_outage_kills_and_lost_ans
         for _ in range(3):  # kill the edge at random moments while it uploads
             await present_many(port, token, 10)
             await asyncio.sleep(rng.uniform(0.0, 0.6))
-            daemon.kill()
+            await daemon.kill()
             await daemon.start()
         await present_many(port, token, 5)
 
@@ -189,7 +202,7 @@ async def test_every_event_arrives_exactly_once_across_outage_kills_and_lost_ans
                 break
             await asyncio.sleep(0.1)
     finally:
-        daemon.stop()
+        await daemon.stop()
         await server.stop()
     rows = await cloud.events("test", limit=10_000)
     seqs = sorted(r["seq"] for r in rows)

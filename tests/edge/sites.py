@@ -71,6 +71,8 @@ class SiteThread:
     def close(self) -> None:
         """Close the site, then stop the loop and its thread."""
         self.run(self._stack.aclose())
+        # the loop's executor threads (the site and auth use to_thread) end here, not at exit
+        self.run(self.loop.shutdown_default_executor())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()

@@ -141,7 +141,8 @@ async def test_another_process_applying_a_policy_is_picked_up(site: Site, site_d
     path = site_dir / "policy.json"
     path.write_text(json.dumps(policy))
     env = {**os.environ, "DOORKEEP_CONFIG": str(site_dir / "site.toml")}
-    out = subprocess.run(
+    out = await asyncio.to_thread(  # the other process is waited for off the loop
+        subprocess.run,
         [sys.executable, "-m", "edge.cli", "policy", "apply", str(path)],
         capture_output=True,
         text=True,
