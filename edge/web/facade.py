@@ -9,21 +9,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
 
 class AuditSink(Protocol):
-    """The part of the edge store the web layer writes to directly (login events)."""
+    """The part of the edge store the web layer writes to directly (login events).
 
-    def audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> Any: ...
+    ``edge.store.EdgeStore.audit``: appends one operation-log line.
+    """
+
+    async def audit(
+        self, actor: str, action: str, target: str, detail: Mapping[str, Any] | None = None
+    ) -> None: ...
 
 
 class SiteFacade(Protocol):
     """The site facade as the REST API calls it."""
 
-    store: Any
+    @property
+    def store(self) -> AuditSink: ...
+
     config: Any  # edge.config.SiteConfig: ``raw`` is site.toml as parsed
     site_id: str
     version: str

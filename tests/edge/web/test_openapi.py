@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 
-from jsonschema import Draft202012Validator
+import jsonschema_rs
+import pytest
 
+from doorkeep import policydoc
+from doorkeep.web import Handlers
+from edge.web.context import HANDLERS
 from edge.web.routes import API_PREFIX, ROUTES
 from tests.edge.web.conftest import Api
 
@@ -44,7 +48,9 @@ async def test_every_operation_is_complete_and_every_reference_resolves(api: Api
     for ref in set(re.findall(r"#/components/schemas/([\w.-]+)", text)):
         assert ref in doc["components"]["schemas"], ref
     for schema in doc["components"]["schemas"].values():
-        Draft202012Validator.check_schema(schema)
+        jsonschema_rs.meta.validate(
+            {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+        )
 
 
 async def test_roles_in_the_document_match_the_route_table(api: Api) -> None:
@@ -63,3 +69,18 @@ async def test_unknown_api_paths_and_methods_answer_json_errors(api: Api) -> Non
     assert resp.status == 405
     assert "GET" in resp.headers["Allow"]
     assert (await resp.json())["error"]["code"] == "method_not_allowed"
+
+
+def test_every_route_row_has_one_handler_and_every_handler_a_row() -> None:
+    HANDLERS.check(ROUTES)
+    assert sorted(HANDLERS) == sorted(r.op for r in ROUTES)
+    spare: Handlers[object] = Handlers()
+    spare.add("health", object)
+    with pytest.raises(LookupError, match="without a handler"):
+        spare.check(ROUTES)
+
+
+async def test_the_ui_enumerations_come_from_the_policy_module(api: Api) -> None:
+    doc = await (await api.client.get("/api/v1/openapi.json")).json()
+    kinds = doc["components"]["schemas"]["CredentialKind"]["enum"]
+    assert kinds == list(policydoc.CREDENTIAL_KINDS)
