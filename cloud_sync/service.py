@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
@@ -74,8 +74,9 @@ API_PREFIX = "/api/v1"
 MAX_BODY = 64 * 1024 * 1024
 DEFAULT_KEY_DIR = "doorkeep-cloud-keys"
 
-#: ``role``: who may call; "site" is a site credential, "admin" an admin token.
-CloudRoute = Route[str]
+#: ``role``: who may call; "site" is a site credential, "admin" an admin token, None anyone.
+CloudRole = Literal["admin", "site"]
+CloudRoute = Route[CloudRole]
 _SITE_ = "/sites/{site}"
 _KIND, _EID = _SITE_ + "/{kind}", _SITE_ + "/{kind}/{eid}"
 
