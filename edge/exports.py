@@ -13,6 +13,7 @@ must never execute one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -25,7 +26,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, WriteOnlyCell
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 
 Kind = Literal["text", "int", "time", "json", "bool"]
 _KINDS = frozenset({"text", "int", "time", "json", "bool"})
@@ -227,7 +228,7 @@ def alarms_xlsx(rows: Iterable[Mapping[str, Any]], *, tz: Any = None) -> bytes:
 async def all_pages(
     fetch: Callable[..., Awaitable[tuple[list[dict[str, Any]], str | None]]],
     **query: Any,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Every row of a paged store query (``store.query_events``, ``store.query_audit``).
 
     ``async for row in all_pages(store.query_events, door="gate")`` walks the cursor
@@ -241,3 +242,26 @@ async def all_pages(
             yield row
         if cursor is None:
             return
+
+
+async def collect(
+    fetch: Callable[..., Awaitable[tuple[list[dict[str, Any]], str | None]]],
+    *,
+    max_rows: int,
+    **query: Any,
+) -> list[dict[str, Any]]:
+    """Up to ``max_rows`` rows of a paged query (what one export file holds)."""
+    rows: list[dict[str, Any]] = []
+    async with contextlib.aclosing(all_pages(fetch, **query)) as pages:
+        async for row in pages:
+            rows.append(row)
+            if len(rows) >= max_rows:
+                break
+    return rows
+
+
+#: Export format -> (content type, writer of door events).
+EVENT_FILES: dict[str, tuple[str, Callable[..., bytes]]] = {
+    "csv": ("text/csv", events_csv),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", events_xlsx),
+}

@@ -1,7 +1,15 @@
 // The policy entity pages (people, apartments, credentials, ...) from one field table each.
 import { act, api, field, put, can, errorText, fmt, h, state, table, toast } from "./lib.js";
 
-const CRED_KINDS = ["pin", "rf_card", "uhf_card", "license_plate", "face", "fingerprint", "id_card_qr", "qr", "nfc", "ble"];
+// Enumerations come from the served OpenAPI document (one definition, in the server).
+const ENUMS = { CredentialKind: [] };
+let enumsLoaded = null;
+function loadEnums() {
+  enumsLoaded ??= api("GET", "/openapi.json").then((doc) => {
+    for (const name of Object.keys(ENUMS)) ENUMS[name].push(...(doc.components.schemas[name]?.enum || []));
+  }).catch((err) => { enumsLoaded = null; throw err; });
+  return enumsLoaded;
+}
 const list = (v) => (v ? v.split(",").map((x) => x.trim()).filter(Boolean) : []);
 
 // field: [path, label, type, options]; type: text|select|list|bool|int|secret|datetime
@@ -26,7 +34,7 @@ export const ENTITY_PAGES = {
   },
   credentials: {
     one: "credential", title: "Credentials", write: "installer",
-    fields: [["id", "Id", "text"], ["person", "Person", "ref", "people"], ["kind", "Kind", "select", CRED_KINDS],
+    fields: [["id", "Id", "text"], ["person", "Person", "ref", "people"], ["kind", "Kind", "select", ENUMS.CredentialKind],
       ["value", "Value (PIN, card number, plate)", "secret"], ["label", "Label", "text"], ["active", "Active", "bool"]],
     columns: ["id", "person", "kind", "label"],
   },
@@ -126,6 +134,7 @@ async function captureCard(form, refs, note) {
 }
 
 export async function entityPage(root, segment) {
+  await loadEnums();
   const spec = ENTITY_PAGES[segment];
   const kind = spec.kind || segment;
   const [items, sync] = await Promise.all([api("GET", `/${segment}`), api("GET", "/sync")]);

@@ -15,15 +15,22 @@ if TYPE_CHECKING:
 
 
 class AuditSink(Protocol):
-    """The part of the edge store the web layer writes to directly (login events)."""
+    """The part of the edge store the web layer writes to directly (login events).
 
-    def audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> Any: ...
+    ``edge.store.EdgeStore.audit``: appends one operation-log line.
+    """
+
+    async def audit(
+        self, actor: str, action: str, target: str, detail: Mapping[str, Any] | None = None
+    ) -> None: ...
 
 
 class SiteFacade(Protocol):
     """The site facade as the REST API calls it."""
 
-    store: Any
+    @property
+    def store(self) -> AuditSink: ...
+
     config: Any  # edge.config.SiteConfig: ``raw`` is site.toml as parsed
     site_id: str
     version: str

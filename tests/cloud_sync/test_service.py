@@ -168,6 +168,7 @@ async def test_invalid_policy_is_refused_with_every_issue(server: Server, admin:
     bad["credentials"][0]["value"] = "9123"  # people's PINs never start with 9
     bad["people"][0]["groups"] = ["g-missing"]
     answer = await admin.call("PUT", "/sites/s1/policy", bad, status=422)
+    assert answer["error"]["code"] == "policy_invalid"  # the same code as the edge's
     entities = {i["entity"] for i in answer["error"]["issues"]}
     assert {"credentials/c1", "people/p-judy"} <= entities
     assert "9123" not in str(answer)

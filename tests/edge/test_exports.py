@@ -117,3 +117,19 @@ def test_empty_export_still_has_headers() -> None:
 def test_columns_are_validated() -> None:
     with pytest.raises(ValueError, match="kind"):
         exports.Column("x", "x", "colour")  # type: ignore[arg-type]
+
+
+async def test_collect_stops_at_the_row_cap_and_closes_the_pages() -> None:
+    asked: list[str | None] = []
+
+    async def fetch(*, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        asked.append(cursor)
+        start = int(cursor or 0)
+        return [{"seq": start + i} for i in range(limit)], str(start + limit)
+
+    rows = await exports.collect(fetch, max_rows=5, limit=2)
+    assert [r["seq"] for r in rows] == [0, 1, 2, 3, 4]
+    assert asked == [None, "2", "4"]  # never a page past the cap
+    content_type, write = exports.EVENT_FILES["csv"]
+    assert content_type == "text/csv"
+    assert write(rows, tz="Europe/Berlin").startswith("\ufeff".encode())

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import io
 import json
 import struct
 import tomllib
 from typing import Any
+
+import openpyxl
 
 from drivers.waveshare import FLASH_ON_BASE, FLASH_UNIT_MS
 from edge.service import Site
@@ -207,7 +210,9 @@ async def test_events_page_with_a_cursor_and_export_csv(api: Api) -> None:
     resp = await api.client.get("/api/v1/events/export?format=csv&type=access", headers=inst)
     assert resp.headers["Content-Type"].startswith("text/csv")
     assert "attachment" in resp.headers["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    raw = await resp.read()
+    assert raw.startswith(codecs.BOM_UTF8)  # the careful exporter (edge/exports.py)
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert [r["seq"] for r in rows] == [str(s) for s in reversed(seqs)]
 
 
@@ -304,3 +309,31 @@ async def test_a_bug_answers_a_json_500_and_is_logged_once(api: Api, caplog: Any
     assert (await j(resp))["error"]["code"] == "internal_error"
     assert "oops" not in await resp.text()
     assert [r.levelname for r in caplog.records if "unexpected error" in r.message] == ["ERROR"]
+
+
+async def test_rest_export_uses_site_time_and_neutralises_formulas(api: Api) -> None:
+    # The REST export is the CLI's exporter: UTF-8 BOM, times in the site's zone with
+    # their offset, and text a spreadsheet would run as a formula made inert.
+    row = {"seq": 7, "at": "2026-07-01T10:00:00+00:00", "type": "access", "result": "failed",
+           "person": '=HYPERLINK("http://evil")', "detail": {"note": "x"}}  # fmt: skip
+
+    async def events(**query: Any) -> Any:
+        del query
+        return [row], None
+
+    api.site.events = events  # type: ignore[method-assign]
+    viewer = api.token("viewer")
+    resp = await api.client.get("/api/v1/events/export?format=csv", headers=viewer)
+    assert resp.status == 200
+    raw = await resp.read()
+    assert raw.startswith(codecs.BOM_UTF8)
+    (out,) = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert out["time (Europe/Berlin)"] == "2026-07-01T12:00:00+02:00"
+    assert out["person"] == '\'=HYPERLINK("http://evil")'
+    xlsx = await api.client.get("/api/v1/events/export?format=xlsx", headers=viewer)
+    assert xlsx.status == 200
+    book = openpyxl.load_workbook(io.BytesIO(await xlsx.read()))
+    cells = {c.value: c for c in next(book.worksheets[0].iter_rows(min_row=1, max_row=1))}
+    person = book.worksheets[0].cell(row=2, column=cells["person"].column)
+    assert person.data_type == "s"
+    assert person.value == '=HYPERLINK("http://evil")'

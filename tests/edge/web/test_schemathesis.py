@@ -73,10 +73,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         auth_mod.SCRYPT_N = saved
 
 
-@pytest.mark.blocking_ok(
-    "TODO(issue 8 merge): edge/web/app.py:_read_body validates generated bodies with"
-    " pure-Python jsonschema on the loop, 100-150 ms of CPU for large PUT /hardware bodies"
-)
 @schema.exclude(operation_id="stream").parametrize()
 @settings(
     max_examples=EXAMPLES,

@@ -1,0 +1,23 @@
+"""Health, the OpenAPI document, the cloud sync state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.web.context import HANDLERS, OPENAPI, Call
+
+
+@HANDLERS
+async def health(call: Call) -> Any:
+    # The UI shows the site's zone next to the browser's (times are the site's wall clock).
+    return {**call.site.health(), "timezone": str(call.site.tz)}
+
+
+@HANDLERS
+async def openapi(call: Call) -> Any:
+    return call.request.app[OPENAPI]
+
+
+@HANDLERS
+async def sync_status(call: Call) -> Any:
+    return call.site.sync_status()

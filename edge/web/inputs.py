@@ -1,0 +1,113 @@
+"""A request's input, checked against its route row: JSON body, path and query values.
+
+Bodies are checked with jsonschema-rs against the schemas of edge/web/schemas.py, compiled
+once at import. Messages name the failed rule and its limit, never the value (a PIN?).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from doorkeep.errors import PolicyError, PolicyIssue
+from doorkeep.web import ApiError, BodySchemas, ErrorCode, Param
+from edge.web.routes import ROUTES, Route
+from edge.web.schemas import SCHEMAS
+
+# Bodies whose schema errors answer 422 with *every* problem listed (not 400, first only).
+SHAPE_AS_POLICY_ERROR = frozenset({"Policy"})
+BODIES = BodySchemas(SCHEMAS, {r.body for r in ROUTES if r.body})
+_BAD_QUERY = ErrorCode.BAD_QUERY
+
+
+async def read_body(request: web.Request, route: Route) -> Any:
+    """The JSON body, valid for the route's schema (``None`` when the route takes none)."""
+    if not route.body:
+        return None
+    raw = await request.read()
+    if not raw.strip():
+        if route.body_required:
+            raise ApiError(400, ErrorCode.BODY_REQUIRED, "a JSON body is required")
+        return {}
+    if request.content_type != "application/json":
+        raise ApiError(400, ErrorCode.BAD_CONTENT_TYPE, "send the body as application/json")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ApiError(400, ErrorCode.BAD_JSON, f"the body is not valid JSON: {err}") from err
+    if route.body in SHAPE_AS_POLICY_ERROR:
+        # The policy's schema errors come back as one 422 listing them all, like the
+        # facade's semantic ones; the facade then only ever sees well-shaped documents.
+        if not isinstance(body, dict):
+            raise ApiError(400, ErrorCode.INVALID_BODY, "the body must be a JSON object")
+        issues = [
+            # The schema's own message may quote the offending value: it could be a PIN.
+            PolicyIssue(
+                "/".join(p.at[:2]) or "document",
+                p.field(skip=2) or "-",
+                f"fails the schema rule '{p.rule}'",
+            )
+            for p in BODIES.problems(route.body, body)
+        ]
+        if issues:
+            raise PolicyError(f"the policy has {len(issues)} problem(s)", issues)
+        return body
+    problems = BODIES.problems(route.body, body)
+    if problems:
+        first = problems[0]
+        raise ApiError(400, ErrorCode.INVALID_BODY, first.message(), first.field())
+    return body
+
+
+def parse_param(param: Param, raw: str) -> Any:
+    """One query value as the type its row declares."""
+    name = param.name
+    if param.enum and raw not in param.enum:
+        raise ApiError(400, _BAD_QUERY, f"{name} must be one of {list(param.enum)}", name)
+    if param.type == "integer":
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(400, _BAD_QUERY, f"{name} must be an integer", name) from None
+        if name == "limit" and not 1 <= value <= 1000:
+            raise ApiError(400, _BAD_QUERY, "limit must be between 1 and 1000", "limit")
+        return value
+    if param.type == "boolean":
+        if raw.lower() not in {"true", "false", "1", "0"}:
+            raise ApiError(400, _BAD_QUERY, f"{name} must be true or false", name)
+        return raw.lower() in {"true", "1"}
+    if param.fmt == "date-time":
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            raise ApiError(400, _BAD_QUERY, f"{name} must be an ISO 8601 time", name) from None
+        if moment.tzinfo is None:
+            raise ApiError(400, _BAD_QUERY, f"{name} needs a UTC offset", name)
+        return moment
+    return raw
+
+
+def parse_query(request: web.Request, route: Route) -> dict[str, Any]:
+    """The route's declared query parameters that the request sends."""
+    return {
+        q.name: parse_param(q, request.query[q.name])
+        for q in route.query
+        if q.name in request.query
+    }
+
+
+def parse_path(request: web.Request, route: Route) -> dict[str, Any]:
+    """The path placeholders; integer ones that are not numbers are a 404."""
+    out: dict[str, Any] = {}
+    for name in route.path_params:
+        raw = request.match_info[name]
+        if name in route.int_params:
+            if not raw.isdigit() or len(raw) > 10:
+                raise ApiError(404, ErrorCode.NOT_FOUND, f"{name} {raw!r} is not a number", name)
+            out[name] = int(raw)
+        else:
+            out[name] = raw
+    return out

@@ -1,0 +1,90 @@
+"""The edge's middlewares: security headers on every answer, then who asks and may they.
+
+Order in the app: the toolkit's error middleware (every failure becomes
+``{"error": {...}}``; `secure_headers` runs on what leaves) → `authenticate` (bearer token
+or session cookie, role from the route row, CSRF on state-changing cookie requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from doorkeep.errors import AuthError
+from doorkeep.web import ForbiddenError, route_of
+from edge.auth import Principal
+from edge.web.context import AUTH, CONFIG, PRINCIPAL
+from edge.web.routes import API_PREFIX
+
+CSRF_HEADER = "X-CSRF-Token"
+# Strict: the UI is entirely self-hosted (no CDN), so nothing else may load or run.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """CSP, nosniff, no referrer, no framing; ``no-store`` on the API."""
+    if response.prepared:  # streams (SSE) set theirs before sending
+        return
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith(API_PREFIX):
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Callable[..., Awaitable[Any]]) -> Any:
+    """Find who asks and check the route's role and, for cookie requests, CSRF."""
+    route = route_of(request)
+    if route is None:  # static files, the UI shell, 404s
+        return await handler(request)
+    principal = await _principal(request)
+    if route.changes_state and (principal is None or principal.kind == "user"):
+        _check_origin(request)
+    if route.role is not None:
+        if principal is None:
+            raise AuthError("log in or send a bearer token")
+        if principal.kind == "user" and route.changes_state:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not principal.csrf_token or not hmac.compare_digest(sent, principal.csrf_token):
+                raise ForbiddenError(f"missing or wrong {CSRF_HEADER} header")
+        if not principal.role.allows(route.role):
+            raise ForbiddenError(f"{route.op} needs the {route.role.value} role")
+    if principal is not None:
+        request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+async def _principal(request: web.Request) -> Principal | None:
+    auth = request.app[AUTH]
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("Authorization must be 'Bearer <token>'")
+        principal = await asyncio.to_thread(auth.token, token.strip())
+        if principal is None:
+            raise AuthError("unknown or revoked API token")
+        return principal
+    cookie = request.cookies.get(request.app[CONFIG].cookie_name)
+    if cookie:
+        return await asyncio.to_thread(auth.session, cookie)
+    return None
+
+
+def _check_origin(request: web.Request) -> None:
+    """Refuse a state-changing browser request whose Origin is another site."""
+    origin = request.headers.get("Origin")
+    if origin is None:  # not a browser, or a same-origin GET-style request
+        return
+    expected = f"{request.scheme}://{request.host}"
+    if origin != expected:
+        raise ForbiddenError(f"cross-origin request from {origin!r} refused")

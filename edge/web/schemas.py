@@ -1,0 +1,290 @@
+"""The REST API's JSON Schemas (OpenAPI 3.1 = JSON Schema 2020-12), by component name.
+
+Request bodies are validated against these (edge/web/inputs.py) and the OpenAPI document
+serves them under ``components.schemas``; the policy's own schema is lifted in from
+``doorkeep/policy.schema.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from doorkeep import policydoc
+from doorkeep.web.openapi import ERROR_SCHEMA
+from doorkeep.web.openapi import ref as _ref
+
+# The site.toml tables the hardware page edits; [site], [web], [mqtt], [cloud] stay as they are.
+HARDWARE_TABLES = ("bus", "board", "door", "reader", "output")
+
+# -- JSON Schemas (OpenAPI 3.1 = JSON Schema 2020-12) -----------------------------------------
+
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+_ID = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9._#:-]+$"}
+_OBJ: dict[str, Any] = {"type": "object"}
+
+
+def _policy_schemas() -> dict[str, dict[str, Any]]:
+    """The policy document's own JSON Schema, its $defs lifted into components."""
+    doc = copy.deepcopy(policydoc.schema())
+    defs = doc.pop("$defs", {})
+    doc.pop("$schema", None)
+    doc.pop("$id", None)
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: (
+                    v.replace("#/$defs/", "#/components/schemas/Policy_")
+                    if k == "$ref" and isinstance(v, str)
+                    else rewrite(v)
+                )
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    return {"Policy": rewrite(doc)} | {f"Policy_{k}": rewrite(v) for k, v in defs.items()}
+
+
+def _page(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "cursor"],
+        "properties": {"items": {"type": "array", "items": _ref(item)}, "cursor": _NSTR},
+    }
+
+
+def _items(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref(item)}},
+    }
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Ok": {"type": "object", "required": ["ok"], "properties": {"ok": {"const": True}}},
+    "Object": _OBJ,
+    "Error": ERROR_SCHEMA,
+    "Health": {
+        "type": "object",
+        "required": ["status", "site", "version", "policy_version", "clock_ok"],
+        "properties": {
+            "status": _STR,
+            "site": _STR,
+            "version": _STR,
+            "policy_version": {"type": ["integer", "null"]},
+            "clock_ok": {"type": "boolean"},
+        },
+    },
+    "SetupState": {
+        "type": "object",
+        "required": ["setup_required"],
+        "properties": {"setup_required": {"type": "boolean"}},
+    },
+    "SetupRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["code", "username", "password"],
+        "properties": {
+            "code": {"type": "string", "minLength": 1, "maxLength": 64},
+            "username": {"type": "string", "minLength": 1, "maxLength": 64},
+            "password": {"type": "string", "minLength": 12, "maxLength": 1024},
+        },
+    },
+    "LoginRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["username", "password"],
+        "properties": {
+            "username": {"type": "string", "minLength": 1, "maxLength": 64},
+            "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+        },
+    },
+    "Me": {
+        "type": "object",
+        "required": ["username", "role", "kind"],
+        "properties": {
+            "username": _STR,
+            "role": {"enum": ["admin", "installer", "viewer"]},
+            "kind": {"enum": ["user", "token"]},
+            "csrf_token": _NSTR,
+        },
+    },
+    "User": {
+        "type": "object",
+        "required": ["username", "role"],
+        "properties": {"username": _STR, "role": {"enum": ["admin", "installer", "viewer"]}},
+    },
+    "Users": _items("User"),
+    "UserCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["username", "password", "role"],
+        "properties": {
+            "username": {"type": "string", "pattern": "^[a-z0-9._-]{1,64}$"},
+            "password": {"type": "string", "minLength": 12, "maxLength": 1024},
+            "role": {"enum": ["admin", "installer", "viewer"]},
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["name", "role"],
+        "properties": {"name": _STR, "role": _STR, "created": {"type": "number"}},
+    },
+    "Tokens": _items("Token"),
+    "TokenCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "role"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9._-]{1,64}$"},
+            "role": {"enum": ["admin", "installer", "viewer"]},
+        },
+    },
+    "TokenCreated": {
+        "type": "object",
+        "required": ["name", "role", "token"],
+        "properties": {"name": _STR, "role": _STR, "token": _STR},
+    },
+    "Door": {
+        "type": "object",
+        "required": ["id", "state"],
+        "properties": {
+            "id": _STR,
+            "name": _NSTR,
+            "state": _STR,
+            "contact": _NSTR,
+            "board_online": {"type": ["boolean", "null"]},
+            "fail_mode": _NSTR,
+            "held_open_s": {"type": ["integer", "null"]},
+        },
+    },
+    "Doors": _items("Door"),
+    "UnlockRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"seconds": {"type": "integer", "minimum": 1, "maximum": 3600}},
+    },
+    "EmergencyRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["action"],
+        "properties": {
+            "action": {"enum": ["unlock", "lock", "lockdown", "clear"]},
+            "doors": {"type": ["array", "null"], "items": _ID, "maxItems": 256},
+        },
+    },
+    "PresentationRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reader", "kind", "value"],
+        "properties": {
+            "reader": _ID,
+            "kind": {"type": "string", "pattern": "^[a-z_]{1,32}$"},
+            "value": {"type": "string", "minLength": 1, "maxLength": 256},
+            "at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "PresentationResult": {
+        "type": "object",
+        "required": ["granted", "reason", "door", "person", "event_id"],
+        "properties": {
+            "granted": {"type": "boolean"},
+            "reason": _NSTR,
+            "door": _NSTR,
+            "person": _NSTR,
+            "event_id": {"type": ["integer", "string", "null"]},
+            "floors": {"type": ["array", "null"]},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["seq", "at", "type", "result"],
+        "properties": {
+            "seq": {"type": "integer"},
+            "at": _STR,
+            "type": _STR,
+            "action": _NSTR,
+            "result": _STR,
+            "reason": _NSTR,
+            "door": _NSTR,
+            "reader": _NSTR,
+            "person": _NSTR,
+            "apartment": _NSTR,
+            "credential_kind": _NSTR,
+        },
+    },
+    "EventPage": _page("Event"),
+    "AuditPage": _page("Object"),
+    "Alarm": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+    "Alarms": _items("Alarm"),
+    "ResolveRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"note": {"type": "string", "maxLength": 1000}},
+    },
+    "PolicyApplied": {
+        "type": "object",
+        "required": ["version"],
+        "properties": {"version": {"type": "integer"}},
+    },
+    "Entity": {"type": "object", "required": ["id"], "properties": {"id": _ID}},
+    "Entities": _items("Entity"),
+    "Hardware": {
+        "type": "object",
+        "required": ["buses", "boards", "doors", "readers", "outputs"],
+        "properties": {
+            **{
+                k: {"type": "array", "items": _OBJ}
+                for k in ("buses", "boards", "doors", "readers", "outputs")
+            },
+            "config": {"$ref": "#/components/schemas/HardwareConfig"},
+        },
+    },
+    "HardwareConfig": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            k: {"type": "array", "items": _ref("TomlTable"), "maxItems": 1024}
+            for k in HARDWARE_TABLES
+        },
+    },
+    # A site.toml table: lower-case keys, values TOML can hold (TOML has no null).
+    "TomlTable": {
+        "type": "object",
+        "propertyNames": {"pattern": "^[a-z_][a-z0-9_]{0,63}$"},
+        "additionalProperties": _ref("TomlValue"),
+    },
+    "TomlValue": {
+        "type": ["string", "integer", "number", "boolean", "array", "object"],
+        "items": _ref("TomlValue"),
+        "additionalProperties": _ref("TomlValue"),
+    },
+    "ScanResult": {
+        "type": "object",
+        "required": ["bus", "addresses"],
+        "properties": {"bus": _STR, "addresses": {"type": "array", "items": {"type": "integer"}}},
+    },
+    "RelayTestRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"ms": {"type": "integer", "minimum": 50, "maximum": 10000}},
+    },
+    # The UI builds its credential-kind pickers from this (policydoc is the one list).
+    "CredentialKind": {"type": "string", "enum": list(policydoc.CREDENTIAL_KINDS)},
+    "CaptureRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"timeout_s": {"type": "number", "minimum": 0.1, "maximum": 120}},
+    },
+    **_policy_schemas(),
+    "SyncStatus": {
+        "type": "object",
+        "required": ["enrolled"],
+        "properties": {"enrolled": {"type": "boolean"}, "stale": {"type": ["boolean", "null"]}},
+    },
+}
