@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from doorkeep.web.listen import parse_listen
 from edge.config.sections import (
     BAUDRATES,
     DIRECTIONS,
@@ -19,7 +20,6 @@ from edge.config.sections import (
     OUTPUT_FUNCTIONS,
     PARITIES,
     READER_TYPES,
-    _split_listen,
 )
 
 REQUIRED: Final = object()
@@ -63,7 +63,7 @@ def _nonempty(v: Any) -> str | None:
 
 def _listen_check(v: Any) -> str | None:
     try:
-        _split_listen(v)
+        parse_listen(v)
     except ValueError as err:
         return str(err)
     return None

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from doorkeep import policydoc
 from doorkeep.errors import ConfigError
+from doorkeep.web.listen import parse_listen
 
 #: Credential kinds a door may accept (``methods``); ``remote`` is an operator's unlock.
 CREDENTIAL_METHODS: Final[tuple[str, ...]] = (*policydoc.CREDENTIAL_KINDS, "remote", "temp_key")
@@ -103,7 +104,7 @@ class WebSection:
     port: int = field(init=False)
 
     def __post_init__(self) -> None:
-        host, port = _split_listen(self.listen)
+        host, port = parse_listen(self.listen)
         object.__setattr__(self, "host", host)
         object.__setattr__(self, "port", port)
 
@@ -296,12 +297,3 @@ class SiteConfigError(ConfigError):
         super().__init__("\n".join([head, *(f"  {p}" for p in problems)]))
         self.path = Path(path)
         self.problems = problems
-
-
-def _split_listen(value: str) -> tuple[str, int]:
-    """(host, port) of a ``"host:port"`` listen address (an IPv6 host in brackets)."""
-    host, sep, port = value.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f'must be "host:port" like "127.0.0.1:8080", got {value!r}')
-    return host, int(port)
