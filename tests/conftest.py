@@ -72,6 +72,9 @@ from typing import Any
 
 import pytest
 
+# The rows of docs/reliability.md (benchmarks/reliability.py) are recorded by the tests.
+pytest_plugins = ("tests.reliability",)
+
 CPU_LIMIT_S = 0.100
 WAIT_LIMIT_S = 0.500
 SAMPLE_AFTER_S = 0.060
