@@ -34,11 +34,59 @@ from edge.cli.tokens import cmd_token_create
 __all__ = ["UserError", "build_parser", "main"]
 
 
+#: Options a user may type before or after the command (INTERFACES.md): defined on the
+#: top parser and on every command with SUPPRESS defaults, so whichever is given wins and
+#: the default is filled in once, after parsing (``_defaults``).
+_SITE_OPTIONS = (
+    (("-c", "--config"), {"help": "site.toml (default ./site.toml or $DOORKEEP_CONFIG)"}),
+)
+_EVERYWHERE = ((("-v", "--verbose"), {"action": "store_true", "help": "debug logging"}),)
+_CLOUD_OPTIONS = (
+    (
+        ("--db",),
+        {
+            "metavar": "URL",
+            "help": "the cloud database: sqlite:///FILE or postgresql://... "
+            "(default $DOORKEEP_CLOUD_DB or sqlite:///doorkeep-cloud.db)",
+        },
+    ),
+    (
+        ("--key-dir",),
+        {
+            "metavar": "DIR",
+            "help": "where the signing key lives (default $DOORKEEP_CLOUD_KEYS "
+            "or ./doorkeep-cloud-keys); keep it outside the database",
+        },
+    ),
+)
+
+
+def _add(parser: argparse.ArgumentParser, options: Any) -> None:
+    for flags, kwargs in options:
+        parser.add_argument(*flags, default=argparse.SUPPRESS, **kwargs)
+
+
+def _defaults(args: argparse.Namespace) -> argparse.Namespace:
+    args.config = getattr(args, "config", None)
+    args.verbose = getattr(args, "verbose", False)
+    if args.command == "cloud":
+        args.db = getattr(args, "db", None) or os.environ.get(
+            "DOORKEEP_CLOUD_DB", "sqlite:///doorkeep-cloud.db"
+        )
+        args.key_dir = getattr(args, "key_dir", None)
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="doorkeep", description="Open-source access controller.")
     parser.add_argument("--version", action="version", version=f"doorkeep {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add(parser, _EVERYWHERE + _SITE_OPTIONS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def group(name: str, help_: str, parent: Any = sub, **kw: Any) -> Any:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_, description=help_)
+        _add(p, _EVERYWHERE + kw.get("options", ()))
+        return p.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
 
     def command(
         name: str,
@@ -47,13 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         *,
         config: bool = True,
         parent: Any = sub,
+        options: Any = (),
     ) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = parent.add_parser(name, help=help_, description=help_)
         p.set_defaults(fn=fn)
-        if config:
-            p.add_argument(
-                "-c", "--config", help="site.toml (default ./site.toml or $DOORKEEP_CONFIG)"
-            )
+        _add(p, _EVERYWHERE + (_SITE_OPTIONS if config else ()) + options)
         return p
 
     p = command(
@@ -62,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         "write DIR/site.toml and DIR/data; print the one-time setup code",
         config=False,
     )
-    p.add_argument("dir")
-    p.add_argument("--site-id", default="site")
-    p.add_argument("--timezone", default="UTC")
+    p.add_argument("dir", help="the site's directory (created)")
+    p.add_argument("--site-id", default="site", help="the site id, [a-z0-9-] (default: site)")
+    p.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Europe/Berlin")
     p.add_argument(
         "--simulation", action="store_true", help="a simulated site (sim buses and readers)"
     )
@@ -78,105 +124,99 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "demo", cmd_demo, "run a throw-away simulated site with a sample policy", config=False
     )
-    p.add_argument("--listen", default="127.0.0.1:8080")
+    p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT of the web UI")
     p.add_argument("--dir", help="keep the demo site in DIR instead of a temporary directory")
 
-    policy = sub.add_parser("policy", help="apply, export or validate the policy document")
-    psub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    psub = group("policy", "apply, export or validate the policy document")
     p = command(
         "apply", cmd_policy_apply, "replace the site's policy with FILE (- for stdin)", parent=psub
     )
-    p.add_argument("file")
+    p.add_argument("file", help="the policy document (JSON), or - for stdin")
     p.add_argument("--actor", default="cli", help="who to name in the audit log")
     p = command(
         "export", cmd_policy_export, "print the policy (credentials as HMACs only)", parent=psub
     )
-    p.add_argument("-o", "--output")
+    p.add_argument("-o", "--output", help="write to FILE instead of stdout")
     p = command(
         "validate", cmd_policy_validate, "check FILE; exit 1 listing every problem", parent=psub
     )
-    p.add_argument("file")
+    p.add_argument("file", help="the policy document (JSON), or - for stdin")
 
     p = command("decide", cmd_decide, "a dry-run decision as JSON; changes nothing")
-    p.add_argument("--reader", required=True)
-    p.add_argument("--kind", required=True)
-    p.add_argument("--value", required=True)
+    p.add_argument("--reader", required=True, help="the reader id in site.toml")
+    p.add_argument("--kind", required=True, help="pin, rf_card, license_plate, ...")
+    p.add_argument(
+        "--value",
+        required=True,
+        help="the credential value; - reads it from stdin (keeps a PIN out of ps and the "
+        "shell history)",
+    )
     p.add_argument("--at", help="ISO time with offset (default: now)")
 
     p = command("events", cmd_events, "search and export the door and alarm log")
-    p.add_argument("--since")
-    p.add_argument("--until")
-    p.add_argument("--type", choices=["access", "door", "alarm", "emergency", "system"])
-    p.add_argument("--door")
-    p.add_argument("--person")
-    p.add_argument("--result", choices=["success", "failed", "offline"])
-    p.add_argument("--limit", type=int, default=10_000)
-    p.add_argument("--format", choices=["json", "csv", "xlsx"], default="json")
-    p.add_argument("-o", "--output")
+    p.add_argument("--since", help="from this day or time (ISO; a date is a whole day)")
+    p.add_argument("--until", help="up to this day or time (ISO; a date is a whole day)")
+    p.add_argument(
+        "--type", choices=["access", "door", "alarm", "emergency", "system"], help="event type"
+    )
+    p.add_argument("--door", help="door id")
+    p.add_argument("--person", help="person id")
+    p.add_argument("--result", choices=["success", "failed", "offline"], help="outcome")
+    p.add_argument("--limit", type=int, default=10_000, help="at most this many (default 10000)")
+    p.add_argument(
+        "--format", choices=["json", "csv", "xlsx"], default="json", help="output format"
+    )
+    p.add_argument("-o", "--output", help="write to FILE instead of stdout (xlsx needs one)")
 
-    token = sub.add_parser("token", help="API tokens for the REST API")
-    tsub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    tsub = group("token", "API tokens for the REST API")
     p = command(
         "create", cmd_token_create, "print a new API token (shown once, stored hashed)", parent=tsub
     )
-    p.add_argument("--role", required=True, choices=["admin", "installer", "viewer"])
-    p.add_argument("--name")
+    p.add_argument(
+        "--role", required=True, choices=["admin", "installer", "viewer"], help="what it may do"
+    )
+    p.add_argument("--name", help="a name for the audit log (default: role and a unique suffix)")
 
     p = command("boards", cmd_boards, "list the hardware catalogue", config=False)
-    p.add_argument("--json", action="store_true")
-    bus = sub.add_parser("bus", help="RS485 bus tools (stop the daemon first: one owner per port)")
-    bsub = bus.add_subparsers(dest="bus_command", required=True, metavar="ACTION")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    bsub = group("bus", "RS485 bus tools (stop the daemon first: one owner per port)")
     p = command("scan", cmd_bus_scan, "list the Modbus addresses that answer on BUS", parent=bsub)
-    p.add_argument("bus")
-    relay = sub.add_parser("relay", help="relay tools (stop the daemon first: one owner per port)")
-    rsub = relay.add_subparsers(dest="relay_command", required=True, metavar="ACTION")
+    p.add_argument("bus", help="the bus id in site.toml")
+    rsub = group("relay", "relay tools (stop the daemon first: one owner per port)")
     p = command("test", cmd_relay_test, "pulse relay BOARD:N", parent=rsub)
-    p.add_argument("target", metavar="BOARD:N")
-    p.add_argument("--ms", type=int, default=500)
+    p.add_argument("target", metavar="BOARD:N", help="board id and 1-based relay channel")
+    p.add_argument("--ms", type=int, default=500, help="pulse length in ms (default 500)")
 
     p = command("discover", cmd_discover, "list doorkeep gateways on the LAN (mDNS)", config=False)
-    p.add_argument("--timeout", type=float, default=3.0)
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to listen (default 3)")
     p = command("enroll", cmd_enroll, "pair this site with a cloud using a one-time code")
-    p.add_argument("url")
-    p.add_argument("code")
+    p.add_argument("url", help="the cloud service's URL, e.g. https://cloud.example:8700")
+    p.add_argument("code", help="the one-time enrollment code from `doorkeep cloud site add`")
 
-    cloud = sub.add_parser("cloud", help="the cloud service and its jobs")
-    cloud.add_argument(
-        "--db", default=os.environ.get("DOORKEEP_CLOUD_DB", "sqlite:///doorkeep-cloud.db")
-    )
-    csub = cloud.add_subparsers(dest="cloud_command", required=True, metavar="ACTION")
-    cloud.add_argument(
-        "--key-dir",
-        help="where the signing key lives (default $DOORKEEP_CLOUD_KEYS "
-        "or ./doorkeep-cloud-keys); keep it outside the database",
-    )
-    p = command("serve", cmd_cloud, "run the cloud service", config=False, parent=csub)
-    p.add_argument("--listen", default="127.0.0.1:8700")
-    site = csub.add_parser("site", help="sites")
+    csub = group("cloud", "the cloud service and its jobs", options=_CLOUD_OPTIONS)
+
+    def cloud_command(name: str, help_: str, parent: Any = csub) -> argparse.ArgumentParser:
+        return command(
+            name, cmd_cloud, help_, config=False, parent=parent, options=_CLOUD_OPTIONS
+        )
+
+    p = cloud_command("serve", "run the cloud service")
+    p.add_argument("--listen", default="127.0.0.1:8700", help="HOST:PORT (default 127.0.0.1:8700)")
+    site = csub.add_parser("site", help="sites", description="sites")
+    _add(site, _EVERYWHERE + _CLOUD_OPTIONS)
     ssub = site.add_subparsers(dest="site_command", required=True, metavar="ACTION")
-    p = command(
-        "add",
-        cmd_cloud,
-        "add a site; prints its one-time enrollment code last",
-        config=False,
-        parent=ssub,
-    )
-    p.add_argument("id")
-    p.add_argument("--name")
+    p = cloud_command("add", "add a site; prints its one-time enrollment code last", ssub)
+    p.add_argument("id", help="the site id, [a-z0-9-]")
+    p.add_argument("--name", help="a display name (default: the id)")
     p.set_defaults(cloud_command="site-add")
-    token_c = csub.add_parser("token", help="admin tokens")
+    token_c = csub.add_parser("token", help="admin tokens", description="admin tokens")
+    _add(token_c, _EVERYWHERE + _CLOUD_OPTIONS)
     tcsub = token_c.add_subparsers(dest="ctoken_command", required=True, metavar="ACTION")
-    p = command("create", cmd_cloud, "prints a new admin token last", config=False, parent=tcsub)
-    p.add_argument("--name", default="admin")
+    p = cloud_command("create", "prints a new admin token last", tcsub)
+    p.add_argument("--name", default="admin", help="a name for the token (default: admin)")
     p.set_defaults(cloud_command="token-create")
-    p = command(
-        "reconcile",
-        cmd_cloud,
-        "compare every site with the cloud and repair drift",
-        config=False,
-        parent=csub,
-    )
-    p.add_argument("--json", action="store_true")
+    p = cloud_command("reconcile", "compare every site with the cloud and repair drift")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
     p.add_argument(
         "--silent-after", type=float, default=3600.0, help="seconds without contact = silent"
     )
@@ -185,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _defaults(parser.parse_args(argv))
     try:
         return int(args.fn(args))
     except PolicyError as err:

@@ -66,6 +66,8 @@ def cmd_policy_validate(args: argparse.Namespace) -> int:
 
 def cmd_decide(args: argparse.Namespace) -> int:
     at = _parse_at(args.at)
+    if args.value == "-":  # from stdin: a PIN on the command line shows in ps and history
+        args.value = sys.stdin.readline().rstrip("\r\n")
 
     async def run() -> dict[str, Any]:
         async with _offline_site(args) as site:

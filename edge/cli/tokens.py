@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 from datetime import UTC, datetime
 
 from edge.cli._common import (
@@ -19,7 +20,9 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     auth = AuthStore.open(auth_path(config))
     try:
         token = auth.create_token(
-            args.role, args.name or f"{args.role}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+            # the time says when; the random suffix keeps two in one second apart
+            args.role,
+            args.name or f"{args.role}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}",
         )
     except ValueError as err:
         raise UserError(str(err)) from err
