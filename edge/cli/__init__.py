@@ -196,9 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     csub = group("cloud", "the cloud service and its jobs", options=_CLOUD_OPTIONS)
 
     def cloud_command(name: str, help_: str, parent: Any = csub) -> argparse.ArgumentParser:
-        return command(
-            name, cmd_cloud, help_, config=False, parent=parent, options=_CLOUD_OPTIONS
-        )
+        return command(name, cmd_cloud, help_, config=False, parent=parent, options=_CLOUD_OPTIONS)
 
     p = cloud_command("serve", "run the cloud service")
     p.add_argument("--listen", default="127.0.0.1:8700", help="HOST:PORT (default 127.0.0.1:8700)")

@@ -34,12 +34,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     cfg = default_site_dict(args.site_id, args.timezone, args.simulation)
     if args.tls:
         cfg.setdefault("web", {})["tls"] = True
+    tls = bool(cfg.get("web", {}).get("tls"))  # a real site's default is TLS
     write_site_toml(site_toml, cfg)
     data = target / cfg["site"].get("data_dir", "data")
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     load_or_create_secret(data)
     print(f"wrote {site_toml} and {data}/")
-    if args.tls:
+    if tls:  # the certificate whose fingerprint the installer compares (docs/security.md)
         from edge.tls import ensure_certificate, fingerprint  # noqa: PLC0415
 
         cert, _key = ensure_certificate(data, hostname=f"doorkeep-{args.site_id}.local")
@@ -54,18 +55,24 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from edge.service import Site  # noqa: PLC0415
+    """Validate site.toml and the stored policy; never writes anything (not even a secret)."""
+    from edge.store import StoreError, read_policy  # noqa: PLC0415
 
     config = _load_config(args)
-
-    async def run() -> list[str]:
-        async with Site.open(config, with_hardware=False) as site:
-            issues = policydoc.validate_document(
-                site.policy_document(), doors={d.id for d in config.doors}
-            )
-            return [str(i) for i in issues]
-
-    problems = asyncio.run(run())
+    data_dir = config.site.data_dir
+    if not data_dir.is_dir():
+        raise UserError(
+            f"{_config_path(args)}: [site] data_dir {str(data_dir)!r} does not exist; "
+            "create it (mode 0700, owned by the daemon's user) or fix data_dir"
+        )
+    try:
+        stored = read_policy(data_dir / "doorkeep.db")
+    except StoreError as err:
+        raise UserError(str(err)) from err
+    doc = stored.doc if stored is not None else policydoc.empty_document()
+    problems = [
+        str(i) for i in policydoc.validate_document(doc, doors={d.id for d in config.doors})
+    ]
     if problems:
         print(
             f"{_config_path(args)}: the stored policy has {len(problems)} problem(s):",
@@ -74,9 +81,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         for line in problems:
             print(f"  {line}", file=sys.stderr)
         return 1
+    policy = "no policy stored yet" if stored is None else f"policy version {stored.version}"
     print(
         f"{_config_path(args)}: configuration and policy are valid "
-        f"({len(config.doors)} doors, {len(config.readers)} readers, {len(config.boards)} boards)"
+        f"({len(config.doors)} doors, {len(config.readers)} readers, {len(config.boards)} boards;"
+        f" {policy})"
     )
     return 0
 

@@ -14,6 +14,7 @@ from edge.store._chain import (
 )
 from edge.store._events import ChainReport
 from edge.store._policy import PolicyState
+from edge.store._policy import read_only as read_policy
 from edge.store._schema import LATEST as SCHEMA_VERSION
 from edge.store._schema import SchemaTooNewError
 from edge.store._store import EdgeStore
@@ -30,4 +31,5 @@ __all__ = [
     "StoreQueryError",
     "event_hash",
     "genesis_hash",
+    "read_policy",
 ]

@@ -7,16 +7,18 @@ written with its audit rows in one transaction (``write_change``).
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from doorkeep import policydoc
 from doorkeep.errors import PolicyError, PolicyIssue
 from edge.store import _audit
+from edge.store._chain import StoreError
 from edge.store._db import dumps, get_meta, meta_int, set_meta
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Callable, Mapping
     from datetime import datetime
 
@@ -145,3 +147,24 @@ def write_change(
         set_meta(conn, "policy_owner", change.owner)
     for entry in change.audit:
         _audit.insert(conn, entry, clock())
+
+
+def read_only(path: Path) -> PolicyState | None:
+    """The stored policy of the database at ``path``, read without writing anything.
+
+    ``doorkeep check`` uses it: nothing is created, migrated or left behind. A cleanly
+    closed database (no ``-wal`` file) is opened immutable, so SQLite makes no ``-shm``
+    or ``-wal`` files that a check run as root would leave for the daemon's user; with a
+    ``-wal`` (the daemon runs, or it stopped uncleanly) it is opened read-only, which
+    reads through the existing journal. None when there is no database yet.
+    """
+    if not path.exists():
+        return None
+    mode = "mode=ro" if path.with_name(path.name + "-wal").exists() else "immutable=1"
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
+    try:
+        return load(conn)
+    except sqlite3.DatabaseError as err:
+        raise StoreError(f"{path}: cannot be read: {err}") from err
+    finally:
+        conn.close()
