@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from doorkeep.errors import ConfigError
 from edge.auth import AuthStore
 from edge.config import SiteConfig
 from edge.service import Site
@@ -33,6 +35,21 @@ RETENTION_EVERY_S = 3600.0
 WATCHDOG_S = 10.0
 # Reader types site.toml accepts whose hardware drivers are not written yet.
 UNDRIVEN_READER_TYPES = frozenset({"osdp", "serial"})
+
+
+class ListenError(ConfigError):
+    """The web UI's address cannot be listened on (in use, not this machine's, no right)."""
+
+    def __init__(self, host: str, port: int, err: OSError) -> None:
+        why = {
+            errno.EADDRINUSE: "the port is in use by another program (another doorkeep?)",
+            errno.EADDRNOTAVAIL: "the address is not one of this machine's",
+            errno.EACCES: "ports below 1024 need privileges",
+        }.get(err.errno or 0, err.strerror or str(err))
+        super().__init__(
+            f"cannot listen on {host}:{port}: {why}; stop it or change [web] listen "
+            "(doorkeep demo: --listen HOST:PORT)"
+        )
 
 
 def sd_notify(message: str) -> None:
@@ -115,7 +132,10 @@ async def serve_site(
     await runner.setup()
     try:
         site_runner = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-        await site_runner.start()
+        try:
+            await site_runner.start()
+        except OSError as err:
+            raise ListenError(host, port, err) from err
         scheme = "https" if ssl_context else "http"
         print_fn(f"doorkeep: site {site.site_id!r} serving {scheme}://{host}:{port}/")
         if auth.setup_required():

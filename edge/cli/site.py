@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from doorkeep import policydoc
+from doorkeep.web.listen import parse_listen
 from edge.cli._common import (
     CONFIG_DIR,
     UserError,
@@ -103,28 +104,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from edge.daemon import run_daemon  # noqa: PLC0415
 
     _setup_logging(args)
+    try:  # before anything is made: a bad address leaves nothing behind
+        parse_listen(args.listen)
+    except ValueError as err:
+        raise UserError(f"--listen: {err}") from err
     keep = Path(args.dir) if args.dir else None
     root = keep or Path(tempfile.mkdtemp(prefix="doorkeep-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    site_toml = root / "site.toml"
-    if not site_toml.exists():
-        text = (CONFIG_DIR / "demo-site.toml").read_text()
-        text = text.replace('listen = "127.0.0.1:8080"', f'listen = "{args.listen}"')
-        site_toml.write_text(text)
-    ns = argparse.Namespace(config=str(site_toml))
-    config = _load_config(ns)
+    try:  # a throw-away site goes, however the demo ends
+        site_toml = root / "site.toml"
+        if not site_toml.exists():
+            text = (CONFIG_DIR / "demo-site.toml").read_text()
+            text = text.replace('listen = "127.0.0.1:8080"', f'listen = "{args.listen}"')
+            site_toml.write_text(text)
+        ns = argparse.Namespace(config=str(site_toml))
+        config = _load_config(ns)
 
-    async def prepare() -> None:
-        async with _offline_site(ns) as site:
-            if site.snapshot.version == 0:
-                await site.apply_policy(
-                    _read_json(str(CONFIG_DIR / "demo-policy.json")), actor="demo"
-                )
+        async def prepare() -> None:
+            async with _offline_site(ns) as site:
+                if site.snapshot.version == 0:
+                    await site.apply_policy(
+                        _read_json(str(CONFIG_DIR / "demo-policy.json")), actor="demo"
+                    )
 
-    asyncio.run(prepare())
-    print(f"doorkeep demo: a simulated site in {root} (simulated RS485 boards on pseudo-terminals)")
-    print("  try:  PIN 1234 at gate-in, card 00209CBF, visitor PIN 91487640 — see docs/demo.md")
-    try:
+        asyncio.run(prepare())
+        print(f"doorkeep demo: a simulated site in {root} (simulated RS485 boards on ptys)")
+        print("  try:  PIN 1234 at gate-in, card 00209CBF, visitor PIN 91487640 (docs/demo.md)")
         asyncio.run(run_daemon(config))
     finally:
         if keep is None:

@@ -136,7 +136,9 @@ class _Validator:
                 continue
             problem = rule.check(value) if rule.check else None
             if problem:
-                self.add(where, key, f"{problem}; got {value!r}")
+                # a check that already quotes the value is not told it twice
+                said = problem if repr(value) in problem else f"{problem}; got {value!r}"
+                self.add(where, key, said)
                 out[key] = None
                 continue
             out[key] = value

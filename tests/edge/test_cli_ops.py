@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
+import os
+import re
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -43,10 +47,11 @@ def test_check_never_writes_and_names_a_missing_data_dir(tmp_path, capsys):
     toml = tmp_path / "site.toml"
     run(capsys, "init", str(tmp_path / "s"), "--site-id", "s1", "--simulation")
     text = (tmp_path / "s" / "site.toml").read_text()
-    toml.write_text(text.replace('data_dir = "data"', 'data_dir = "/nonexistent/ro/x"'))
+    missing = tmp_path / "nonexistent" / "ro" / "x"
+    toml.write_text(text.replace('data_dir = "data"', f'data_dir = "{missing}"'))
     code, _, err = run(capsys, "check", "-c", str(toml))
-    assert code == 1 and "/nonexistent/ro/x" in err and "does not exist" in err
-    assert not Path("/nonexistent").exists()
+    assert code == 1 and str(missing) in err and "does not exist" in err
+    assert not (tmp_path / "nonexistent").exists()
 
 
 def test_check_of_a_site_leaves_its_data_dir_as_it_was(site, tmp_path, capsys):
@@ -65,3 +70,53 @@ def test_init_of_a_real_site_makes_the_tls_certificate_and_prints_its_fingerprin
     assert "tls = true" in (tmp_path / "real" / "site.toml").read_text()
     cert = tmp_path / "real" / "data" / "tls-cert.pem"
     assert f"(SHA-256): {fingerprint(cert)}" in out
+
+
+def _doorkeep(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_run_on_a_busy_port_says_so_in_one_line(tmp_path, capsys):
+    run(capsys, "init", str(tmp_path / "s"), "--site-id", "s1", "--simulation")
+    toml = tmp_path / "s" / "site.toml"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        text = toml.read_text()
+        toml.write_text(re.sub(r'listen = "[^"]*"', f'listen = "127.0.0.1:{port}"', text))
+        result = _doorkeep("run", "-c", str(toml))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        (
+            f"error: cannot listen on 127.0.0.1:{port}: the port is in use by another "
+            "program (another doorkeep?); stop it or change [web] listen "
+            "(doorkeep demo: --listen HOST:PORT)"
+        )
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_with_a_bare_port_says_what_to_type_once_and_leaves_nothing(tmp_path):
+    result = _doorkeep("demo", "--listen", "8081", env={"TMPDIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        'error: --listen: must be "host:port" like "127.0.0.1:8080", got \'8081\''
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_config_error_quotes_the_bad_value_once(tmp_path, capsys):
+    run(capsys, "init", str(tmp_path / "s"), "--site-id", "s1", "--simulation")
+    toml = tmp_path / "s" / "site.toml"
+    toml.write_text(re.sub(r'listen = "[^"]*"', 'listen = "8081"', toml.read_text()))
+    code, _, err = run(capsys, "check", "-c", str(toml))
+    assert code == 1 and err.count("'8081'") == 1
