@@ -19,6 +19,7 @@ from typing import Any
 from doorkeep import __version__
 from doorkeep.errors import ConfigError, DoorkeepError, PolicyError
 from edge.cli._common import UserError
+from edge.cli.backup import cmd_backup, cmd_restore
 from edge.cli.cloud import cmd_cloud, cmd_enroll
 from edge.cli.hardware import cmd_boards, cmd_bus_scan, cmd_discover, cmd_relay_test
 from edge.cli.policy import (
@@ -176,6 +177,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--role", required=True, choices=["admin", "installer", "viewer"], help="what it may do"
     )
     p.add_argument("--name", help="a name for the audit log (default: role and a unique suffix)")
+
+    passphrase = (
+        "--passphrase-file",
+        {
+            "metavar": "FILE",
+            "help": "read the encryption passphrase from FILE (- for stdin; or set "
+            "$DOORKEEP_BACKUP_PASSPHRASE); never on the command line",
+        },
+    )
+    p = command(
+        "backup", cmd_backup, "write a backup of the site (databases, site.toml, keys) to FILE"
+    )
+    p.add_argument("file", help="the backup file to write")
+    p.add_argument(passphrase[0], **passphrase[1])  # type: ignore[arg-type]
+    p = command("restore", cmd_restore, "restore a backup onto this gateway")
+    p.add_argument("file", help="the backup file")
+    p.add_argument(passphrase[0], **passphrase[1])  # type: ignore[arg-type]
+    p.add_argument(
+        "--dir", help="the site directory to restore into (default: the directory of -c)"
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the site there (its data dir is kept aside, not deleted)",
+    )
+    p.add_argument("--other-site", action="store_true", help="allow a backup of another site id")
 
     p = command("boards", cmd_boards, "list the hardware catalogue", config=False)
     p.add_argument("--json", action="store_true", help="as JSON")

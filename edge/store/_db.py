@@ -206,3 +206,17 @@ def backup(conn: sqlite3.Connection, dest: Path) -> None:
     with partial.open("rb") as handle:
         os.fsync(handle.fileno())
     partial.replace(target)
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that reads ``path`` and writes nothing, not even SQLite's side files.
+
+    A cleanly closed database (no ``-wal``) is opened immutable, so no ``-shm``/``-wal``
+    is made that a command run as root would leave for the daemon's user; with a
+    ``-wal`` (the daemon runs, or stopped uncleanly) it is opened read-only, which reads
+    through the existing journal.
+    """
+    mode = "mode=ro" if path.with_name(path.name + "-wal").exists() else "immutable=1"
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn

@@ -16,7 +16,7 @@ from doorkeep import policydoc
 from doorkeep.errors import PolicyError, PolicyIssue
 from edge.store import _audit
 from edge.store._chain import StoreError
-from edge.store._db import dumps, get_meta, meta_int, set_meta
+from edge.store._db import dumps, get_meta, meta_int, open_read_only, set_meta
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -150,18 +150,11 @@ def write_change(
 
 
 def read_only(path: Path) -> PolicyState | None:
-    """The stored policy of the database at ``path``, read without writing anything.
-
-    ``doorkeep check`` uses it: nothing is created, migrated or left behind. A cleanly
-    closed database (no ``-wal`` file) is opened immutable, so SQLite makes no ``-shm``
-    or ``-wal`` files that a check run as root would leave for the daemon's user; with a
-    ``-wal`` (the daemon runs, or it stopped uncleanly) it is opened read-only, which
-    reads through the existing journal. None when there is no database yet.
-    """
+    """The stored policy of the database at ``path``, read without writing anything
+    (``doorkeep check``); None when there is no database yet."""
     if not path.exists():
         return None
-    mode = "mode=ro" if path.with_name(path.name + "-wal").exists() else "immutable=1"
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
+    conn = open_read_only(path)
     try:
         return load(conn)
     except sqlite3.DatabaseError as err:
