@@ -41,7 +41,16 @@ __all__ = ["UserError", "build_parser", "main"]
 _SITE_OPTIONS = (
     (("-c", "--config"), {"help": "site.toml (default ./site.toml or $DOORKEEP_CONFIG)"}),
 )
-_EVERYWHERE = ((("-v", "--verbose"), {"action": "store_true", "help": "debug logging"}),)
+_EVERYWHERE = (
+    (("-v", "--verbose"), {"action": "store_true", "help": "debug logging"}),
+    (
+        ("--log-format",),
+        {
+            "choices": ["text", "json"],
+            "help": "text (default) or one JSON object per line ($DOORKEEP_LOG_FORMAT)",
+        },
+    ),
+)
 _CLOUD_OPTIONS = (
     (
         ("--db",),
@@ -70,6 +79,7 @@ def _add(parser: argparse.ArgumentParser, options: Any) -> None:
 def _defaults(args: argparse.Namespace) -> argparse.Namespace:
     args.config = getattr(args, "config", None)
     args.verbose = getattr(args, "verbose", False)
+    args.log_format = getattr(args, "log_format", None)
     if args.command == "cloud":
         args.db = getattr(args, "db", None) or os.environ.get(
             "DOORKEEP_CLOUD_DB", "sqlite:///doorkeep-cloud.db"

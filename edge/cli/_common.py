@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -75,8 +74,9 @@ def _parse_at(text: str | None) -> datetime | None:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pymodbus").setLevel(
-        logging.WARNING
-    )  # its INFO lines are per-request chatter
+    from edge import logs  # noqa: PLC0415
+
+    try:
+        logs.setup(verbose=getattr(args, "verbose", False), fmt=getattr(args, "log_format", None))
+    except ValueError as err:
+        raise UserError(str(err)) from err
