@@ -51,7 +51,13 @@ _KEY_FIELD = {"holidays": "date", "hold_open": "door"}
 DEFAULT_SETTINGS: Mapping[str, Any] = {
     "pin_mode": "pin",
     "temp_key_max_days": 30,
-    "lockout": {"failures": 5, "window_s": 60, "lock_s": 300},
+    "lockout": {
+        "failures": 5,
+        "window_s": 60,
+        "lock_s": 300,
+        "max_per_hour": 20,
+        "max_lock_s": 3600,
+    },
     "emergency": {"doors": [], "auto_unlock_on_alarm": True},
     "duress": False,
     "door_event_days": 30,
@@ -327,6 +333,19 @@ class _Checker:
         emergency = (self.doc.get("settings") or {}).get("emergency") or {}
         for door in emergency.get("doors") or []:
             self.door_ref("settings", "emergency.doors", door)
+        lockout = settings_of(self.doc)["lockout"]
+        if lockout["max_lock_s"] < lockout["lock_s"]:
+            self.add(
+                "settings",
+                "lockout.max_lock_s",
+                "max_lock_s (the longest escalated lock) must be at least lock_s",
+            )
+        if lockout["max_per_hour"] < lockout["failures"]:
+            self.add(
+                "settings",
+                "lockout.max_per_hour",
+                "max_per_hour must be at least failures (else failures never applies)",
+            )
 
     def apartments(self) -> None:
         numbers: dict[str, str] = {}
@@ -399,28 +418,65 @@ class _Checker:
             self.duress_collisions(apartment_of if apt_mode else {})
 
     def duress_collisions(self, scope_of: Mapping[str, str | None]) -> None:
-        """With duress on, no PIN may be another PIN plus one (it would raise an alarm)."""
+        """With duress on, a duress code (the PIN plus one) opens nothing else.
+
+        It may not be another PIN (in ``apt_pin`` mode: of the same apartment), nor any
+        temp-key code (temp keys match in every mode), and, on plaintext, may not start
+        with 9, the temp keys' space (only 89, 899, ... 89999999 do): so issuing a temp
+        key later never collides either. Codes are compared as HMACs when the secret is
+        known or the entries are hashed, as plaintext otherwise; no message shows one.
+        """
         pins: dict[tuple[str | None, str], str] = {}
-        duress: dict[tuple[str | None, str], str] = {}
+        duress: dict[tuple[str | None, str], str] = {}  # (scope, code) -> credential
+        duress_any: dict[str, str] = {}  # code -> credential, whatever its scope
         for name, cred in self.items("credentials"):
             if cred["kind"] != "pin":
                 continue
             scope = scope_of.get(cred["person"])
             value = cred.get("value")
+            forced_key: str | None
             if value is not None and _PIN.fullmatch(value):
-                if self.secret is None:
-                    pins[(scope, value)] = name
-                    duress[(scope, duress_pin(value))] = name
-                    continue
-                pins[(scope, credential_hmac(self.secret, "pin", value))] = name
-                duress[(scope, credential_hmac(self.secret, "pin", duress_pin(value)))] = name
+                forced = duress_pin(value)
+                if forced.startswith("9"):
+                    self.add(
+                        name,
+                        "value",
+                        "with duress on, a PIN's duress form (the PIN plus one) must not "
+                        "start with 9, which is reserved for temp keys: choose another PIN",
+                    )
+                pin_key, forced_key = self.code_key(value), self.code_key(forced)
             elif value is None:
-                pins[(scope, cred["value_hmac"])] = name
-                if "duress_hmac" in cred:
-                    duress[(scope, cred["duress_hmac"])] = name
+                pin_key, forced_key = cred["value_hmac"], cred.get("duress_hmac")
+            else:
+                continue  # a malformed PIN, reported by value_key
+            pins[(scope, pin_key)] = name
+            if forced_key is not None:
+                duress[(scope, forced_key)] = name
+                duress_any.setdefault(forced_key, name)
         for key, name in pins.items():
             if key in duress:
                 self.add(name, "value", f"is the duress PIN (PIN plus one) of {duress[key]}")
+        for name, temp in self.items("temp_keys"):
+            if temp["kind"] != "pin":
+                continue
+            code = temp.get("code")
+            code_key = self.code_key(code) if code is not None else temp.get("code_hmac")
+            if code_key in duress_any:
+                self.add(
+                    name,
+                    "code",
+                    f"is the duress PIN (PIN plus one) of {duress_any[code_key]}: "
+                    "choose another code",
+                )
+
+    def code_key(self, pin: str) -> str:
+        """How a PIN-space code is compared: its HMAC when the secret is known."""
+        if self.secret is None:
+            return pin
+        try:
+            return credential_hmac(self.secret, "pin", pin)
+        except ValueError:  # malformed: value_key reports it
+            return pin
 
     def value_key(
         self, name: str, kind: str, value: str | None, hashed: str | None, *, temp: bool = False

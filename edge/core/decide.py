@@ -25,6 +25,7 @@ from doorkeep import cards
 from edge.core.model import (
     ALL_FLOORS,
     CREDENTIAL_KINDS,
+    HOUR_S,
     Credential,
     DoorSpec,
     Effect,
@@ -36,6 +37,7 @@ from edge.core.model import (
     PositionSet,
     ReaderLocked,
     ReaderSpec,
+    Streak,
     TempKey,
     TempKeyUsed,
 )
@@ -119,6 +121,17 @@ class Decision:
     duress: bool = False
     floors: tuple[str, ...] = ()
     effects: tuple[Effect, ...] = ()
+    pin_guessing: Guessing | None = None  # this wrong PIN opens a pin_guessing episode
+
+
+@dataclass(frozen=True, slots=True)
+class Guessing:
+    """What the ``pin_guessing`` alarm says: the reader's wrong PINs in the last hour, the
+    lockouts of this episode so far, and until when the reader is locked (POSIX time)."""
+
+    wrong_pins_last_hour: int
+    lockouts: int
+    locked_until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +215,25 @@ def _unknown(ctx: _Ctx) -> Decision:
     if ctx.p.kind != "pin":
         return _deny(ctx, Reason.UNKNOWN_CREDENTIAL)
     s = ctx.policy.settings
-    now = ctx.at.utc
-    failures = ctx.memory.failures_in_window(ctx.reader.id, now, s.lockout_window_s) + 1
-    effects: tuple[Effect, ...] = (PinFailed(ctx.reader.id, now, s.lockout_window_s),)
-    if failures >= s.lockout_failures:
-        effects = (*effects, ReaderLocked(ctx.reader.id, now + s.lockout_s))
-    return _deny(ctx, Reason.UNKNOWN_CREDENTIAL, effects=effects)
+    now, reader = ctx.at.utc, ctx.reader.id
+    effects: tuple[Effect, ...] = (PinFailed(reader, now, s.lockout_window_s),)
+    short = ctx.memory.failures_in_window(reader, now, s.lockout_window_s) + 1
+    hour = (*ctx.memory.failures_last_hour(reader, now), now)
+    over_hour = len(hour) >= s.lockout_max_per_hour
+    if short < s.lockout_failures and not over_hour:
+        return _deny(ctx, Reason.UNKNOWN_CREDENTIAL, effects=effects)
+    streak = ctx.memory.streak(reader, now)
+    lockouts = streak.lockouts + 1
+    # each lockout of an episode lasts twice the one before, up to max_lock_s ...
+    lock_s = min(s.lockout_s * 2.0 ** min(lockouts - 1, 32), max(s.lockout_max_lock_s, s.lockout_s))
+    until = now + lock_s
+    if over_hour:  # ... and at least until the hour holds fewer than max_per_hour again
+        until = max(until, hour[len(hour) - s.lockout_max_per_hour] + HOUR_S)
+    alarm = not streak.alarmed and (over_hour or lockouts >= 2)
+    new_streak = Streak(lockouts, until, streak.alarmed or alarm, last=now)
+    effects = (*effects, ReaderLocked(reader, until, new_streak))
+    guessing = Guessing(len(hour), lockouts, until) if alarm else None
+    return _deny(ctx, Reason.UNKNOWN_CREDENTIAL, effects=effects, pin_guessing=guessing)
 
 
 def _success_effects(ctx: _Ctx) -> tuple[Effect, ...]:

@@ -6,7 +6,15 @@ every lookup a decision makes is one dict access. It is rebuilt whole when the p
 changes and swapped in atomically, so a decision always sees one consistent version.
 
 ``Memory`` is the small mutable state that decisions consult: temp-key uses, PIN
-failures and lockouts per reader, anti-passback positions. ``decide`` never changes it;
+failures and lockouts per reader, anti-passback positions.
+
+PIN guessing is limited per reader by two counts: the short window (``failures`` wrong
+PINs in ``window_s``), which a successful PIN clears so that a resident's typos are
+forgiven, and the last hour (``max_per_hour``), which nothing but time clears, so that
+neither slow guessing nor a resident entering their own PIN between guesses gets past
+it. Consecutive lockouts of a reader form a *streak*: each lock lasts twice the one before
+(from ``lock_s`` up to ``max_lock_s``), and the streak ends only after a quiet hour (no
+wrong PIN and no lock at that reader for ``QUIET_S``). ``decide`` never changes it;
 it returns ``Effect`` values, and ``Memory.apply`` turns them into both the new state
 and the rows the store writes in the same transaction as the event, so what a decision
 remembered survives a restart exactly when its event does.
@@ -15,7 +23,7 @@ remembered survives a restart exactly when its event does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +35,10 @@ CREDENTIAL_KINDS = frozenset(policydoc.CREDENTIAL_KINDS)
 DOOR_KINDS = frozenset({"door", "amenity", "lift"})
 DIRECTIONS = frozenset({"in", "out"})
 ALL_FLOORS = "all"
+#: The long window of the hourly PIN cap, and how long a reader must stay quiet (no wrong
+#: PIN, no lock) before its lock streak ends and lock times start again at ``lock_s``.
+HOUR_S = 3600.0
+QUIET_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +158,8 @@ class Settings:
     lockout_window_s: float
     lockout_s: float
     duress: bool
+    lockout_max_per_hour: int = 20
+    lockout_max_lock_s: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +261,8 @@ def build_snapshot(
             lockout_window_s=float(lockout["window_s"]),
             lockout_s=float(lockout["lock_s"]),
             duress=bool(settings.get("duress", False)),
+            lockout_max_per_hour=int(lockout["max_per_hour"]),
+            lockout_max_lock_s=float(lockout["max_lock_s"]),
         ),
         doors={d.id: d for d in doors},
         readers={r.id: r for r in readers},
@@ -292,15 +308,42 @@ class TempKeyUsed:
 
 @dataclass(frozen=True, slots=True)
 class PinFailed:
+    """A wrong PIN: counted in the short window and in the last hour."""
+
     reader: str
     at: float
     window_s: float
 
 
 @dataclass(frozen=True, slots=True)
+class Streak:
+    """Consecutive lockouts of one reader: how many, when the last lock ends, whether this
+    episode's ``pin_guessing`` alarm has been raised, and the last wrong PIN seen."""
+
+    lockouts: int
+    until: float
+    alarmed: bool = False
+    last: float = 0.0
+
+    def quiet(self, now: float) -> bool:
+        """Over: no lock and no wrong PIN for ``QUIET_S`` up to ``now``."""
+        return now - max(self.until, self.last) > QUIET_S
+
+    def row(self) -> list[Any]:
+        return [self.lockouts, self.until, self.alarmed, self.last]
+
+
+NO_STREAK = Streak(0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
 class ReaderLocked:
+    """The reader refuses PINs until ``until``; ``streak`` is the episode after this lock
+    (the default, one unalarmed lockout, is what a row written before streaks means)."""
+
     reader: str
     until: float
+    streak: Streak | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,9 +369,20 @@ class Memory:
     pin_failures: dict[str, tuple[float, ...]] = field(default_factory=dict)
     locked_until: dict[str, float] = field(default_factory=dict)
     positions: dict[tuple[str, str], str] = field(default_factory=dict)
+    pin_hour: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    streaks: dict[str, Streak] = field(default_factory=dict)
 
     def failures_in_window(self, reader: str, now: float, window_s: float) -> int:
         return sum(1 for t in self.pin_failures.get(reader, ()) if now - t <= window_s)
+
+    def failures_last_hour(self, reader: str, now: float) -> tuple[float, ...]:
+        """The times of the wrong PINs at ``reader`` in the hour up to ``now``, oldest first."""
+        return tuple(t for t in self.pin_hour.get(reader, ()) if now - t < HOUR_S)
+
+    def streak(self, reader: str, now: float) -> Streak:
+        """The reader's lock streak at ``now``; over after a quiet hour."""
+        streak = self.streaks.get(reader, NO_STREAK)
+        return NO_STREAK if streak.quiet(now) else streak
 
     def apply(self, effects: Iterable[Effect]) -> dict[str, Any]:
         """Apply ``effects``; return the changed rows (``None`` deletes a row)."""
@@ -343,11 +397,23 @@ class Memory:
                     kept = tuple(t for t in self.pin_failures.get(reader, ()) if at - t <= window_s)
                     self.pin_failures[reader] = (*kept, at)
                     rows[f"pinfail:{reader}"] = list(self.pin_failures[reader])
-                case ReaderLocked(reader, until):
+                    self.pin_hour[reader] = (*self.failures_last_hour(reader, at), at)
+                    rows[f"pinhour:{reader}"] = list(self.pin_hour[reader])
+                    streak = self.streaks.get(reader)
+                    if streak is not None and streak.quiet(at):  # a new episode begins
+                        del self.streaks[reader]
+                        rows[f"pinstreak:{reader}"] = None
+                    elif streak is not None:
+                        self.streaks[reader] = replace(streak, last=at)
+                        rows[f"pinstreak:{reader}"] = self.streaks[reader].row()
+                case ReaderLocked(reader, until, streak):
                     self.locked_until[reader] = until
                     self.pin_failures.pop(reader, None)
                     rows[f"lock:{reader}"] = until
                     rows[f"pinfail:{reader}"] = None
+                    if streak is not None:
+                        self.streaks[reader] = streak
+                        rows[f"pinstreak:{reader}"] = streak.row()
                 case PinFailuresCleared(reader):
                     self.pin_failures.pop(reader, None)
                     rows[f"pinfail:{reader}"] = None
@@ -370,6 +436,13 @@ class Memory:
                 memory.pin_failures[subject] = tuple(float(t) for t in value)
             elif kind == "lock":
                 memory.locked_until[subject] = float(value)
+            elif kind == "pinhour":
+                memory.pin_hour[subject] = tuple(float(t) for t in value)
+            elif kind == "pinstreak":
+                lockouts, until, alarmed, last = value
+                memory.streaks[subject] = Streak(
+                    int(lockouts), float(until), bool(alarmed), float(last)
+                )
             elif kind == "apb":
                 door, _, person = subject.partition(":")
                 memory.positions[(person, door)] = str(value)

@@ -245,6 +245,22 @@ class Site:
                 door=decision.door,
                 detail={"person": decision.person, "event_seq": stored["seq"]},
             )
+        if decision.pin_guessing is not None:  # once per episode (edge/core/model.py)
+            guessing = decision.pin_guessing
+            await self.log.raise_alarm(
+                "pin_guessing",
+                source=reader,
+                door=decision.door,
+                detail={
+                    "reader": reader,
+                    "wrong_pins_last_hour": guessing.wrong_pins_last_hour,
+                    "lockouts": guessing.lockouts,
+                    "locked_until": datetime.fromtimestamp(guessing.locked_until, UTC)
+                    .astimezone(self.tz)
+                    .isoformat(),
+                    "event_seq": stored["seq"],
+                },
+            )
         return {
             "granted": decision.granted and result == "success",
             "reason": str(decision.reason)

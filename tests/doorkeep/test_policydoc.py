@@ -154,3 +154,76 @@ def test_schema_errors_on_a_credential_never_quote_its_value():
 def test_entities_of_the_wrong_json_type_are_reported_not_crashed_on(bad):
     issues = policydoc.validate_document(bad)
     assert issues and all(i.message for i in issues)
+
+
+# --- duress codes never collide (issue 9, finding 9) -----------------------------------
+
+
+def _duress_doc(pin: str = "89999999", code: str = "90000000") -> dict:
+    doc = document()
+    doc["settings"]["duress"] = True
+    doc["credentials"][4]["value"] = pin  # Ken's PIN; its duress form is the PIN plus one
+    doc["temp_keys"][0]["code"] = code
+    return doc
+
+
+def test_a_duress_pin_equal_to_a_temp_key_code_is_refused_without_showing_either():
+    found = messages(_duress_doc())
+    assert "credentials/c5" in found[("temp_keys/t1", "code")]
+    assert "start with 9" in found[("credentials/c5", "value")]
+    text = " ".join(str(i) for i in policydoc.validate_document(_duress_doc()))
+    assert "89999999" not in text and "90000000" not in text
+
+
+def test_a_hashed_document_whose_duress_hmac_is_a_temp_key_code_hmac_is_refused():
+    doc = _duress_doc()
+    doc["settings"]["duress"] = False  # hashing and applying it with duress off is fine...
+    hashed = policydoc.hash_document(doc, SECRET)
+    assert messages(hashed) == {}
+    hashed["settings"]["duress"] = True  # ...switching duress on is not
+    issues = policydoc.validate_document(hashed)
+    assert [(i.entity, i.field) for i in issues] == [("temp_keys/t1", "code")]
+    assert "credentials/c5" in issues[0].message
+    assert hashed["credentials"][4]["duress_hmac"] not in issues[0].message
+
+
+def test_plaintext_temp_key_against_a_hashed_pin_is_compared_with_the_secret():
+    doc = _duress_doc(code="91487640")
+    hashed = policydoc.hash_document(doc, SECRET)
+    hashed["temp_keys"][0] = {**hashed["temp_keys"][0], "code": "90000000"}
+    del hashed["temp_keys"][0]["code_hmac"]
+    assert "credentials/c5" in messages(hashed, secret=SECRET)[("temp_keys/t1", "code")]
+
+
+def test_a_pin_whose_duress_form_would_start_with_9_is_refused_with_duress_on():
+    # 899 + 1 = 900: the 9-space belongs to temp keys, whatever temp keys exist today
+    for pin in ("89", "899", "8999999", "89999999"):
+        found = messages(_duress_doc(pin=pin, code="91487640"))
+        assert "start with 9" in found[("credentials/c5", "value")], pin
+    doc = _duress_doc(pin="89999999", code="91487640")
+    doc["settings"]["duress"] = False
+    assert messages(doc) == {}  # without duress the PIN plus one means nothing
+
+
+def test_a_duress_pin_equal_to_another_pin_is_refused_inside_one_apartment_in_apt_pin_mode():
+    doc = document()
+    doc["settings"].update(duress=True, pin_mode="apt_pin")
+    doc["credentials"].append({"id": "c-sib", "person": "p-judy", "kind": "pin", "value": "1235"})
+    assert "duress PIN" in messages(doc)[("credentials/c-sib", "value")]
+    doc["credentials"][-1]["person"] = "p-ken"  # another apartment: a different code
+    assert messages(doc) == {}
+
+
+# --- lockout settings (issue 9, finding 6) ---------------------------------------------
+
+
+def test_lockout_settings_default_to_an_hourly_cap_and_refuse_contradictions():
+    lockout = policydoc.settings_of(document())["lockout"]
+    assert lockout["max_per_hour"] == 20 and lockout["max_lock_s"] >= lockout["lock_s"]
+    doc = document()
+    doc["settings"]["lockout"] = {"failures": 5, "lock_s": 600, "max_lock_s": 300}
+    assert "max_lock_s" in messages(doc)[("settings", "lockout.max_lock_s")]
+    doc["settings"]["lockout"] = {"failures": 5, "max_per_hour": 4}
+    assert ("settings", "lockout.max_per_hour") in messages(doc)
+    doc["settings"]["lockout"] = {"max_per_hour": 0}
+    assert ("settings", "lockout.max_per_hour") in messages(doc)

@@ -202,3 +202,23 @@ def test_events_take_plain_dates_as_whole_days_in_the_site_zone(site, tmp_path, 
     assert code == 0 and json.loads(out) == []
     code, _, err = run(capsys, "events", "--since", "yesterday")
     assert code == 1 and "neither a date" in err
+
+
+def test_policy_apply_refuses_a_duress_pin_that_is_a_temp_key_code(site, tmp_path, capsys):
+    doc = json.loads(json.dumps(POLICY))
+    doc["settings"] = {"duress": True}
+    doc["credentials"][0]["value"] = "89999999"  # duress form 90000000 (issue 9/9)
+    doc["temp_keys"] = [
+        {
+            "id": "t-1",
+            "kind": "pin",
+            "code": "90000000",
+            "doors": ["gate"],
+            "schedule": {"repeat": "daily", "start": "00:00", "end": "23:59:59"},
+        }
+    ]
+    for command in ("validate", "apply"):
+        code, _, err = run(capsys, "policy", command, write_policy(tmp_path, doc))
+        assert code == 1, command
+        assert "temp_keys/t-1" in err and "credentials/c-1" in err
+        assert "89999999" not in err and "90000000" not in err

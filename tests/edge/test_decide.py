@@ -321,6 +321,36 @@ def test_pin_failures_outside_the_window_do_not_add_up(policy):
     assert present(policy, "gate-in", "pin", "1234", "2026-11-17T14:11:00", memory).granted
 
 
+def test_the_hourly_cap_is_not_reset_by_a_success_and_locks_until_the_hour_drains(policy):
+    memory = Memory()
+    for n in range(19):  # 19 wrong PINs, 2 minutes apart, each followed by the right one
+        when = f"2026-11-17T14:{n * 2:02d}:00"
+        assert present(policy, "gate-in", "pin", "1111", when, memory).pin_guessing is None
+        assert present(policy, "gate-in", "pin", "1234", when, memory).granted
+    d = present(policy, "gate-in", "pin", "1111", "2026-11-17T14:40:00", memory)
+    assert d.reason is Reason.UNKNOWN_CREDENTIAL  # the 20th of the hour is still tested...
+    assert d.pin_guessing is not None and d.pin_guessing.wrong_pins_last_hour == 20
+    # ... then the reader stays locked until the first of the 20 is an hour old
+    assert present(policy, "gate-in", "pin", "1234", "2026-11-17T14:59:59", memory).reason is (
+        Reason.LOCKED_OUT
+    )
+    assert present(policy, "gate-in", "pin", "1234", "2026-11-17T15:00:01", memory).granted
+
+
+def test_lock_streak_and_hourly_count_are_rebuilt_from_the_stored_rows(policy):
+    memory, rows = Memory(), {}
+    for second in range(10):  # two lockouts: the second doubles and raises the alarm
+        when = f"2026-11-17T14:{second // 5 * 6:02d}:{second % 5:02d}"
+        decision = decide(
+            policy, Presentation("gate-in", "pin", "1111"), at(when), memory, SiteState()
+        )
+        rows.update(memory.apply(decision.effects))
+    assert decision.pin_guessing is not None and decision.pin_guessing.lockouts == 2
+    restored = Memory.from_rows(rows)
+    assert restored == memory
+    assert restored.locked_until["gate-in"] == at("2026-11-17T14:06:04").timestamp() + 600
+
+
 def test_duress_pin_opens_and_flags_a_silent_alarm():
     policy = snapshot(duress=True)
     d = present(policy, "gate-in", "pin", "1235")

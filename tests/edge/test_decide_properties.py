@@ -12,7 +12,7 @@ from doorkeep import policydoc
 from edge.core.decide import Presentation, Reason, SiteState, decide
 from edge.core.model import Memory, build_snapshot
 
-from .sample import DOOR_IDS, DOORS, READERS, SECRET, TZ
+from .sample import DOOR_IDS, DOORS, READERS, SECRET, TZ, snapshot
 
 DOOR_LIST = sorted(DOOR_IDS)
 READER_IDS = [r.id for r in READERS]
@@ -228,3 +228,28 @@ def test_temp_key_grants_never_exceed_uses_times_doors(doc, steps, data):
         memory.apply(d.effects)
     if key["uses_per_door"] is not None:
         assert grants <= key["uses_per_door"] * len(key["doors"])
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 900), st.booleans()),  # seconds since the last try; own PIN?
+        min_size=1,
+        max_size=120,
+    ),
+    st.integers(1, 30),
+)
+def test_no_hour_ever_holds_more_tested_wrong_pins_than_max_per_hour(steps, max_per_hour):
+    """Whatever the pacing and however often a valid PIN comes between (issue 9/6)."""
+    lockout = {"failures": min(5, max_per_hour), "max_per_hour": max_per_hour}
+    policy = snapshot(lockout=lockout)
+    memory, t, tested = Memory(), 0, []
+    for n, (wait, own) in enumerate(steps):
+        t += wait
+        value = "1234" if own else f"1{n:05d}"
+        now = BASE + timedelta(seconds=t)
+        decision = decide(policy, Presentation("gate-in", "pin", value), now, memory)
+        memory.apply(decision.effects)
+        if decision.reason is Reason.UNKNOWN_CREDENTIAL:
+            tested.append(t)
+            assert sum(1 for x in tested if t - x < 3600) <= max_per_hour
