@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from doorkeep import policydoc
 from doorkeep.errors import PolicyError, PolicyIssue
-from edge.store import _audit
+from edge.store import _audit, _schema
 from edge.store._chain import StoreError
 from edge.store._db import dumps, get_meta, meta_int, open_read_only, set_meta
 
@@ -156,6 +156,12 @@ def read_only(path: Path) -> PolicyState | None:
         return None
     conn = open_read_only(path)
     try:
+        version = _schema.current_version(conn)
+        if version > _schema.LATEST:
+            raise _schema.SchemaTooNewError(
+                f"{path}: database schema version {version} is newer than this doorkeep "
+                f"supports ({_schema.LATEST}); upgrade doorkeep or restore an older backup"
+            )
         return load(conn)
     except sqlite3.DatabaseError as err:
         raise StoreError(f"{path}: cannot be read: {err}") from err

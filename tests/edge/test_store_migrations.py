@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -65,9 +68,17 @@ def make_v1_database(path: Path) -> str:
     return epoch
 
 
-async def test_a_version_1_database_is_migrated_and_keeps_its_history(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
+async def test_a_database_of_every_earlier_schema_is_migrated_and_keeps_its_history(
+    tmp_path: Path, version: int
+) -> None:
+    """History written at version 1, then carried to ``version`` by the migrations an
+    older doorkeep ran, then opened by this one: every earlier release's database."""
     path = tmp_path / "old.db"
     epoch = make_v1_database(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=version) == version
+    conn.close()
     async with EdgeStore.open(path, site_id="demo") as store:
         assert store.epoch == epoch
         assert store.load_memory_rows() == {"tk:t1": {"uses": 3}}
@@ -99,3 +110,27 @@ async def test_a_database_from_a_newer_doorkeep_is_refused(tmp_path: Path) -> No
     with pytest.raises(SchemaTooNewError, match="upgrade doorkeep"):
         async with EdgeStore.open(path, site_id="demo"):
             pass
+
+
+def test_check_and_run_refuse_a_database_from_a_newer_doorkeep_in_one_line(tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "edge.cli"]
+    env = {**os.environ, "DOORKEEP_MDNS": "0"}
+    subprocess.run([*cli, "init", str(tmp_path / "s"), "--simulation"], check=True, env=env)
+    toml = str(tmp_path / "s" / "site.toml")
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps({"format": "doorkeep.policy/1"}))
+    subprocess.run([*cli, "policy", "apply", str(policy), "-c", toml], check=True, env=env)
+    with sqlite3.connect(tmp_path / "s" / "data" / "doorkeep.db") as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    for command in ("check", "run"):
+        result = subprocess.run(
+            [*cli, command, "-c", toml],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert "upgrade doorkeep" in result.stderr, (command, result.stderr)
