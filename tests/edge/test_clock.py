@@ -124,3 +124,14 @@ def test_no_reading_sticks_and_only_trusted_time_moves_the_mark(
         back = judge(state, ClockReading(mono + state.offset, mono))
         assert back.trusted
         assert not back.state.alarm_open
+
+
+def test_the_system_clock_reads_this_machine() -> None:
+    """The shell's real clock: UTC wall time, a monotonic clock, the kernel's NTP status."""
+    from edge.site.clock import SystemClock
+
+    clock = SystemClock()
+    first, wall = clock.monotonic(), clock.now()
+    assert wall.tzinfo is not None and wall.timestamp() >= FLOOR
+    assert clock.monotonic() >= first
+    assert clock.synchronised() in (True, False)  # Linux answers (adjtimex)
