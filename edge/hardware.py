@@ -233,7 +233,7 @@ class Hardware:
         """Step one door's machine and carry out its commands."""
         ctl = self.doors[door_id]
         async with ctl.lock:
-            step = ds.step(ctl.state, event, time.time() if now is None else now)
+            step = ds.step(ctl.state, event, time.monotonic() if now is None else now)
             ctl.state = step.state
             ok = True
             commanded = []

@@ -8,7 +8,9 @@ schedule); ``emergency`` (emergency unlock); ``lockdown``. Inputs are frozen eve
 (:class:`Grant`, :class:`ContactOpened`, :class:`Tick`, ...; see
 :mod:`edge.core.doorvalues`). ``step(state, event, now)`` returns a :class:`Step`: the new
 state plus the relay commands, alarms and door events the shell must carry out. It does
-no I/O and reads no clock: ``now`` is a POSIX timestamp passed in.
+no I/O and reads no clock: ``now`` is passed in, in seconds of the monotonic clock
+(the shell uses ``time.monotonic``, so a wall-clock step never shortens or stretches a
+release window).
 
 Where the door goes is data, as in h11's ``_state.py``: ``TRANSITIONS[mode][input type]``
 is the next mode, for every legal pair, even where the answer is "it stays"; an unknown

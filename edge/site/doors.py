@@ -54,6 +54,8 @@ class Doors:
             bool(saved.get("lockdown")), frozenset(saved.get("unlocked") or ())
         )
         self._held_open: set[str] = set()
+        # whether the wall clock may be believed (the Site wires in its clock guard)
+        self.clock_trusted: Callable[[], bool] = lambda: True
 
     async def restore(self) -> None:
         """Put the doors back in the emergency mode they were in before a restart."""
@@ -210,7 +212,11 @@ class Doors:
         return self._emergency.lockdown
 
     async def hold_open_tick(self, now: datetime) -> set[str]:
-        """Start and end the policy's hold-open schedules; returns the doors held open."""
+        """Start and end the policy's hold-open schedules; returns the doors held open.
+
+        While the clock is untrusted no door is held open (fail secure): a held-open
+        door lets anyone in, and the schedule cannot be read against a wrong clock.
+        """
         snapshot = self.policy.snapshot
         at = Instant.of(now, self.config.tz)
         wanted = {
@@ -218,6 +224,8 @@ class Doors:
             for door, schedule in snapshot.hold_open
             if door in snapshot.doors and schedule.is_open(at, snapshot.holidays)
         }
+        if wanted and not self.clock_trusted():
+            wanted = set()
         for door in sorted(wanted - self._held_open):
             await self.record(await self.hw.hold_open(door, True))
         for door in sorted(self._held_open - wanted):

@@ -18,11 +18,13 @@ The daemon's jobs and the sync client use the parts directly. A presentation goe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +35,15 @@ from edge.core.decide import Decision, Presentation, SiteState, decide
 from edge.core.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec
 from edge.hardware import Hardware, NullHardware
 from edge.site.capture import Captures
+from edge.site.clock import CHECK_EVERY_S, Clock, ClockGuard, SystemClock
 from edge.site.doors import Doors
 from edge.site.log import EventLog
 from edge.site.policy import SitePolicy
 from edge.store import EdgeStore
 
-# A clock that reads earlier than this is known to be wrong (an RTC that lost power).
-CLOCK_FLOOR = datetime(2025, 1, 1, tzinfo=UTC)
-# ...and so is one that went back more than this behind the newest event we logged.
-CLOCK_BACKSTEP = timedelta(minutes=5)
 SECRET_FILE = Path("keys") / "site.secret"
 
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+log = logging.getLogger(__name__)
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -89,19 +86,23 @@ class Site:
         hardware: Hardware,
         secret: bytes,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.hw = hardware
         self.secret = secret
-        self.clock = clock
+        self.clock_source: Clock = clock or SystemClock()
+        self.clock: Callable[[], datetime] = self.clock_source.now
         self.site_id = config.site.id
         self.version = __version__
         self.tz = config.tz
         self.sync: Any = None  # the cloud sync client, when enrolled (edge/sync.py)
         self.log = EventLog(
-            store, tz=config.tz, clock=clock, on_recorded=lambda: self.sync and self.sync.poke()
+            store,
+            tz=config.tz,
+            clock=self.clock,
+            on_recorded=lambda: self.sync and self.sync.poke(),
         )
         door_specs, reader_specs = hardware_specs(config)
         self.policy = SitePolicy(
@@ -113,11 +114,14 @@ class Site:
             publish=self.log.publish,
         )
         self.door_control = Doors(
-            config, hardware, store=store, policy=self.policy, log=self.log, clock=clock
+            config, hardware, store=store, policy=self.policy, log=self.log, clock=self.clock
         )
         self.captures = Captures(secret, lambda: self.policy.snapshot)
         self.memory = Memory.from_rows(store.load_memory_rows())
-        self._last_event_at: datetime | None = None
+        # the clock guard (edge/core/clock.py): a presentation's simulated ``at`` never
+        # reaches it, only readings of the real clocks do
+        self.clock_guard = ClockGuard(self.clock_source, store, self.log)
+        self.door_control.clock_trusted = self.clock_guard.trusted
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -125,7 +129,7 @@ class Site:
         cls,
         config: SiteConfig | Path,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock | None = None,
         start_hardware: bool = True,
         with_hardware: bool = True,
     ) -> AsyncIterator[Site]:
@@ -144,18 +148,31 @@ class Site:
             site = cls(config, store, hardware, secret, clock=clock)
             hardware.attach(site.door_control.on_door, site.door_control.on_board)
             await site.door_control.restore()
-            yield site
+            await site.clock_guard.check()
+            watcher = asyncio.create_task(site._watch_clock(), name="clock-guard")
+            try:
+                yield site
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+                await site.clock_guard.flush()
+
+    async def _watch_clock(self) -> None:
+        """Look at the clock now and then, so a jump raises its alarm with nobody at a door."""
+        while True:
+            await asyncio.sleep(CHECK_EVERY_S)
+            try:
+                await self.clock_guard.check()
+            except Exception:
+                log.exception("clock guard check failed")
 
     @property
     def snapshot(self) -> PolicySnapshot:
         """The policy every decision reads now (swapped whole on each change)."""
         return self.policy.snapshot
 
-    def _state(self, now: datetime) -> SiteState:
-        # the clock guard: known wrong before the floor, or gone back behind our log
-        clock_ok = now >= CLOCK_FLOOR and (
-            self._last_event_at is None or now >= self._last_event_at - CLOCK_BACKSTEP
-        )
+    def _state(self, clock_ok: bool) -> SiteState:
         return SiteState(lockdown=self.door_control.lockdown(), clock_ok=clock_ok)
 
     def health(self) -> dict[str, Any]:
@@ -164,7 +181,7 @@ class Site:
             "site": self.site_id,
             "version": self.version,
             "policy_version": self.snapshot.version,
-            "clock_ok": self._state(self.clock()).clock_ok,
+            "clock_ok": self.clock_guard.trusted(),
         }
 
     # --- presentations ---------------------------------------------------------------
@@ -175,7 +192,8 @@ class Site:
         """The decision a presentation would get now; changes nothing."""
         presentation = Presentation(reader, kind, value)
         now = at or self.clock()
-        return decide(self.snapshot, presentation, now, self.memory, self._state(now))
+        state = self._state(self.clock_guard.trusted())
+        return decide(self.snapshot, presentation, now, self.memory, state)
 
     async def present(
         self,
@@ -202,8 +220,10 @@ class Site:
             if at.tzinfo is None:
                 raise ValueError("'at' needs a UTC offset, e.g. 2026-11-17T14:00:00+01:00")
         self.captures.offer(reader, kind, value)
+        # the guard judges the real clocks (and may record its alarm) before the decision
+        clock_ok = await self.clock_guard.check()
         now = at or self.clock()
-        decision = decide(self.snapshot, presentation, now, self.memory, self._state(now))
+        decision = decide(self.snapshot, presentation, now, self.memory, self._state(clock_ok))
         # Memory changes before the first await: two presentations of one temp key
         # can never both see the last use.
         rows = self.memory.apply(decision.effects)
@@ -235,7 +255,6 @@ class Site:
             detail=detail,
         )
         stored = await self.log.record(event, rows)
-        self._last_event_at = max(self._last_event_at or now, now)
         if outcome is not None:  # the door events the grant caused, after the grant
             await self.door_control.record(outcome)
         if decision.duress:
