@@ -55,6 +55,9 @@ SIGKILL is not a power cut), a LAN under attack beyond the requests each test se
 the long figures unless the table says it was made with `--long`. The fuzzers try random
 and structured inputs for as many cases as the row says; they find crashes, not logic
 errors, and a parser they do not list (e.g. a reader protocol added later) is not covered.
+The load row's 200 presentations/s are 3 in 8 grants: a grant waits for its relay's
+acknowledgement on the RS485 bus, so grants are bounded by the bus, not the daemon (one
+simulated 9600-baud bus carried ~30 grants/s in a trial, answers queueing for seconds).
 Speed is measured in docs/performance.md; here a figure is a sanity check of one run.
 """
 
