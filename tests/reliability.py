@@ -7,7 +7,9 @@ automatically. When ``DOORKEEP_RELIABILITY_OUT`` names a file, each row is appen
 as one JSON line; ``benchmarks/reliability.py`` runs ``pytest -m reliability`` with that
 set and renders the table. ``DOORKEEP_RELIABILITY_SCALE`` (default 1: the short version
 that the README's test command runs) multiplies the size of the long runs: a test scales
-its counts and durations by ``reliability.scale``.
+its counts and durations by ``reliability.scale``. ``DOORKEEP_RELIABILITY_LONG=1`` (the
+script's ``--long``) asks for the issue's long figures: ``reliability.scaled(10,
+long=600)`` is then at least 600, whatever the scale.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 
 OUT_ENV = "DOORKEEP_RELIABILITY_OUT"
 SCALE_ENV = "DOORKEEP_RELIABILITY_SCALE"
+LONG_ENV = "DOORKEEP_RELIABILITY_LONG"
 
 
 @dataclass
@@ -31,10 +34,14 @@ class Reliability:
 
     nodeid: str
     scale: float = field(default_factory=lambda: float(os.environ.get(SCALE_ENV, "1")))
+    long: bool = field(default_factory=lambda: os.environ.get(LONG_ENV, "") == "1")
     started: float = field(default_factory=time.monotonic)
 
-    def scaled(self, n: float, *, at_least: int = 1) -> int:
-        """``n`` times the scale, as a whole count of at least ``at_least``."""
+    def scaled(self, n: float, *, at_least: int = 1, long: float | None = None) -> int:
+        """``n`` times the scale, as a whole count of at least ``at_least`` (and of at
+        least ``long``, the issue's figure, in a long run)."""
+        if self.long and long is not None:
+            at_least = max(at_least, round(long))
         return max(at_least, round(n * self.scale))
 
     def row(
@@ -60,6 +67,7 @@ class Reliability:
             "losses": losses,
             "seconds": round(time.monotonic() - self.started, 1),
             "scale": self.scale,
+            "long": self.long,
             "figures": figures,
         }
         with Path(out).open("a", encoding="utf-8") as f:

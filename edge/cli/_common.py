@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from doorkeep import policydoc
 from doorkeep.errors import DoorkeepError
 
 if TYPE_CHECKING:  # the commands import the daemon's modules only when they run
@@ -49,16 +50,13 @@ def _print_json(obj: Any) -> None:
 
 
 def _read_json(path: str) -> Any:
+    """The policy document in ``path`` (``-``: stdin), parsed as bytes so that a file
+    that is not UTF-8, not JSON or nested absurdly deep is one clear error."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as err:
         raise UserError(f"{path}: cannot be read: {err.strerror}") from err
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(
-            f"{path}: not JSON: {err.msg} at line {err.lineno} column {err.colno}"
-        ) from err
+    return policydoc.loads(data, source="stdin" if path == "-" else path)
 
 
 def _parse_at(text: str | None) -> datetime | None:

@@ -82,6 +82,12 @@ def parse_site_config(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SiteConfigError(p, [f"{p}: not valid TOML: {err}"]) from err
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively; the stack unwinds
+        # cleanly, and no site.toml needs more than 3 levels.
+        raise SiteConfigError(
+            p, [f"{p}: arrays or inline tables nested hundreds of levels deep; use at most 3"]
+        ) from None
     return _Validator(p, raw, board_types).run()
 
 
