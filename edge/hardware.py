@@ -269,6 +269,8 @@ class Hardware:
             reverted = bool(failed) and isinstance(event, _RELEASE_INPUTS)
             if reverted:
                 ctl.state = before
+                if not before.relay_on:
+                    await self._relock(ctl)
         notes: list[DoorNote] = []
         if not reverted:
             notes += [
@@ -330,6 +332,16 @@ class Hardware:
         return bool(board_type and board_type.own_timer) and any(
             e.action is ds.DoorAction.LOCKED and e.detail == "window_ended" for e in step.events
         )
+
+    @staticmethod
+    async def _relock(ctl: DoorController) -> None:
+        """After an unconfirmed release: the board may have switched the relay all the same
+        (a late or garbled answer to a write it carried out), so switch it off again. Best
+        effort; if this fails too, the relay's alarm is already raised."""
+        try:
+            await ctl.board.set_relay(ctl.config.relay.channel, False)
+        except DeviceError as err:
+            log.warning("door %s: relock after a failed release failed: %s", ctl.config.id, err)
 
     async def _command(self, ctl: DoorController, command: Any) -> DeviceError | None:
         """Carry out one relay command; the error when the board did not confirm it."""

@@ -18,15 +18,16 @@ from edge.auth import AuthStore
 from edge.service import Site
 from edge.web.app import make_app
 from tests.edge.conftest import POLICY
-from tests.edge.sites import open_site
-from tests.rs485.modbus_peer import ModbusPeer
+from tests.edge.sites import open_site, until
+from tests.reliability import Reliability
+from tests.rs485.modbus_peer import FAULTS, ModbusPeer
 
 RETRIES = 2
 TIMEOUT_MS = 150
 GATE_CHANNEL = 5  # relay 5 = coil 4 on the wire
 
 
-def site_toml(port: int) -> str:
+def site_toml(port: int, *, timeout_ms: int = TIMEOUT_MS, retries: int = RETRIES) -> str:
     return f"""
 [site]
 id = "relays"
@@ -43,7 +44,7 @@ id = "eth"
 type = "modbus-tcp-generic"
 host = "127.0.0.1"
 port = {port}
-options = {{ relays = 8, timeout_ms = {TIMEOUT_MS}, retries = {RETRIES} }}
+options = {{ relays = 8, timeout_ms = {timeout_ms}, retries = {retries} }}
 
 [[door]]
 id = "gate"
@@ -114,8 +115,8 @@ async def test_a_board_that_echoes_another_coil_gives_offline_not_unlocked(
     assert body["result"] == "offline" and body["granted"] is False, body
     assert body["reason"] == "offline"
     assert await peer.coils(GATE_CHANNEL - 1) == [False]  # relay 5 never switched
-    writes = [pdu for pdu in peer.proxy.requests if pdu[0] == 0x05]
-    assert len(writes) == RETRIES + 1  # tried as often as the bus' retries allow
+    on = bytes.fromhex("05 00 04 FF 00")  # relay 5 on
+    assert peer.proxy.requests.count(on) == RETRIES + 1  # as often as the retries allow
     events, _ = await tcp_site.events(door="gate")
     assert [e["action"] for e in events if e["type"] == "access"] == ["presentation"]
     assert events[-1]["result"] == "offline"
@@ -138,3 +139,147 @@ async def test_the_same_board_confirming_its_write_unlocks(
         "unlocked",
     ]
     assert not [a for a in await tcp_site.alarms() if a["kind"] == "relay_failed"]
+
+
+# --- the bus-fault rows of docs/reliability.md -------------------------------------------
+
+FAULT_RETRIES = 1
+FAULT_TIMEOUT_MS = 80
+DESCRIBED = {
+    "unplugged": "board unplugged (pymodbus server stopped)",
+    "garble": "every answer garbled",
+    "slow": "every answer after the timeout",
+    "wrong_echo": "FC05 answered for another coil (wrong echo)",
+    "wrong_unit": "answers from another unit id (wrong address)",
+    "sim_offline": "simulated RS485 board silent",
+    "sim_garble": "simulated RS485 board garbles every answer (bad CRC)",
+}
+
+
+async def _losses(site: Site, acknowledged: list[int]) -> int:
+    """Events whose seq the site answered with but that are not in its log."""
+    events, _ = await site.events(limit=1000)
+    stored = {e["seq"] for e in events}
+    return len([seq for seq in acknowledged if seq not in stored])
+
+
+async def _run_fault_row(
+    site: Site,
+    reliability: Reliability,
+    fault: str,
+    *,
+    reader: str,
+    door: str,
+    relay_off: object,
+    start: object,
+    clear: object,
+) -> None:
+    """N presentations under ``fault``, then one after it clears; asserts and records."""
+    n = reliability.scaled(5)
+    acknowledged = []
+    await start()  # type: ignore[operator]
+    for _ in range(n):
+        result = await site.present(reader, "pin", "2580")
+        acknowledged.append(result["event_id"])
+        assert result["result"] == "offline" and result["granted"] is False, (fault, result)
+        assert await relay_off(), fault  # type: ignore[operator]
+    events, _ = await site.events(door=door, limit=1000)
+    assert not [e for e in events if e["action"] == "unlocked"], fault
+    access = [e for e in events if e["type"] == "access"]
+    assert len(access) == n and {e["result"] for e in access} == {"offline"}
+    failed = [a for a in await site.alarms() if a["kind"] == "relay_failed"]
+    assert len(failed) == 1, (fault, failed)  # once per episode, not once per presentation
+    offline_alarms = [a for a in await site.alarms() if a["kind"] == "board_offline"]
+    assert len(offline_alarms) <= 1, fault
+
+    await clear()  # type: ignore[operator]
+    recovered = await site.present(reader, "pin", "2580")
+    acknowledged.append(recovered["event_id"])
+    assert recovered["result"] == "success" and recovered["granted"] is True, (fault, recovered)
+    events, _ = await site.events(door=door, limit=1000)
+    actions = [e["action"] for e in sorted(events, key=lambda e: e["seq"])]
+    assert "unlocked" in actions and "relay_recovered" in actions, (fault, actions)
+    assert len([a for a in await site.alarms() if a["kind"] == "relay_failed"]) == 1
+    losses = await _losses(site, acknowledged)
+    assert losses == 0
+    reliability.row(
+        test=f"bus fault: {DESCRIBED[fault]}",
+        load=f"{n} presentations during the fault, 1 after",
+        faults=DESCRIBED[fault],
+        bad_inputs="-",
+        losses=str(losses),
+        offline=n,
+        relay_failed_alarms=1,
+        unlocked_during_fault=0,
+    )
+
+
+@pytest.mark.parametrize("fault", ["unplugged", *FAULTS])
+async def test_bus_fault_on_an_independent_modbus_peer(
+    tmp_path: Path, peer: ModbusPeer, reliability: Reliability, fault: str
+):
+    """Each fault: every presentation offline, relay 5 never left on, one relay_failed
+    alarm, nothing logged as unlocked; the first presentation after it clears opens."""
+    toml = site_toml(peer.port, timeout_ms=FAULT_TIMEOUT_MS, retries=FAULT_RETRIES)
+    peer.proxy.slow_s = 3 * FAULT_TIMEOUT_MS / 1000
+
+    async def start() -> None:
+        if fault == "unplugged":
+            await peer.unplug()
+        else:
+            peer.proxy.fault = fault  # type: ignore[assignment]
+
+    async def clear() -> None:
+        if fault == "unplugged":
+            await peer.plug()
+        peer.proxy.fault = None
+
+    async def relay_off() -> bool:
+        if fault == "unplugged":
+            return True  # nothing there to switch
+        return await peer.coils(GATE_CHANNEL - 1) == [False]
+
+    async with open_site(tmp_path / "site", toml, POLICY) as site:
+        await _run_fault_row(
+            site,
+            reliability,
+            fault,
+            reader="gate-in",
+            door="gate",
+            relay_off=relay_off,
+            start=start,
+            clear=clear,
+        )
+        assert await peer.coils(GATE_CHANNEL - 1) == [True]  # the recovered pulse is real
+
+
+@pytest.mark.parametrize("fault", ["sim_offline", "sim_garble"])
+async def test_bus_fault_on_the_simulated_rs485_bus(
+    site: Site, reliability: Reliability, fault: str
+):
+    """The same on the pty-simulated RS485 bus (tests/edge/conftest.py's site)."""
+    board = site.hw.sims["rs485-1"].board(3)  # the doors board; the gate is relay 2
+
+    async def start() -> None:
+        if fault == "sim_offline":
+            board.offline = True
+        else:
+            board.garble_next(1_000_000)
+
+    async def clear() -> None:
+        board.clear_faults()
+        await until(lambda: site.door("gate")["board_online"] is True)
+
+    async def relay_off() -> bool:
+        return board.coils[1] is False
+
+    await _run_fault_row(
+        site,
+        reliability,
+        fault,
+        reader="gate-in",
+        door="gate",
+        relay_off=relay_off,
+        start=start,
+        clear=clear,
+    )
