@@ -7,6 +7,7 @@ states asserted are the ones the pymodbus server holds, read with pymodbus' own 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,25 @@ async def test_the_same_board_confirming_its_write_unlocks(
         "unlocked",
     ]
     assert not [a for a in await tcp_site.alarms() if a["kind"] == "relay_failed"]
+
+
+async def test_a_relock_the_board_does_not_confirm_raises_relay_failed(
+    tcp_site: Site, api: TestClient[Any, Any], peer: ModbusPeer
+):
+    assert (await present(api))["result"] == "success"
+    peer.proxy.fault = "wrong_echo"  # the "off" at the end of the pulse is not confirmed
+    await until(lambda: tcp_site.door("gate")["state"] == "locked", timeout=5)
+    await until(lambda: bytes.fromhex("05 00 04 00 00") in peer.proxy.requests, timeout=5)
+
+    async def alarm() -> list[dict[str, Any]]:
+        return [a for a in await tcp_site.alarms() if a["kind"] == "relay_failed"]
+
+    for _ in range(50):  # the relock's retries run in the door ticker, after the request
+        if alarms := await alarm():
+            break
+        await asyncio.sleep(0.05)
+    assert len(alarms) == 1 and alarms[0]["source"] == "eth:5", alarms
+    assert await peer.coils(GATE_CHANNEL - 1) == [True]  # it really is still released
 
 
 # --- the bus-fault rows of docs/reliability.md -------------------------------------------
