@@ -1,4 +1,5 @@
-"""A generic Modbus coil/discrete-input board with configurable addresses.
+"""A generic Modbus coil/discrete-input board with configurable addresses, on an RS485
+bus (``modbus-generic``) or on the network as Modbus TCP (``modbus-tcp-generic``).
 
 Relays are coils ``coil_base + n`` (FC05 0xFF00/0x0000, FC01 to read back), inputs are
 discrete inputs ``input_base + n`` (FC02). No timer of its own is assumed, so pulses are
@@ -14,10 +15,10 @@ from doorkeep.errors import ConfigError
 from drivers.boardtype import BoardType
 from drivers.modbus import CommandSet, ModbusRelayBoard
 from rs485 import rtu
+from rs485.bus import Bus
 
 if TYPE_CHECKING:
     from drivers.base import RelayBoard
-    from rs485.bus import Bus
 
 __all__ = ["BOARD_TYPES", "generic_commands"]
 
@@ -71,6 +72,51 @@ def make_generic(
     )
 
 
+def make_generic_tcp(
+    board_id: str,
+    type_name: str,
+    *,
+    bus: Bus | None = None,
+    address: int | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    **options: Any,
+) -> RelayBoard:
+    """``modbus-tcp-generic``: a plain Modbus TCP coil board at ``host:port`` (default 502).
+
+    ``address`` is the unit id (default 1); options relays, inputs, coil_base, input_base,
+    timeout_ms, retries.
+    """
+    del bus  # the board owns its TCP link
+    if host is None:
+        raise ConfigError(f"board {board_id}: type {type_name} needs `host`")
+    relays = _option(board_id, options, "relays", 8, 256)
+    inputs = _option(board_id, options, "inputs", 0, 256)
+    coil_base = _option(board_id, options, "coil_base", 0, 0xFFFF)
+    input_base = _option(board_id, options, "input_base", 0, 0xFFFF)
+    timeout_ms = _option(board_id, options, "timeout_ms", 200, 60_000)
+    retries = _option(board_id, options, "retries", 2, 10)
+    if options:
+        raise ConfigError(f"board {board_id}: unknown option(s) {', '.join(sorted(options))}")
+    link = Bus(
+        board_id,
+        f"tcp://{host}:{port or 502}",
+        framer="mbap",
+        timeout_ms=timeout_ms,
+        retries=retries,
+    )
+    return ModbusRelayBoard(
+        board_id,
+        type_name,
+        bus=link,
+        address=1 if address is None else address,
+        relays=relays,
+        inputs=inputs,
+        commands=generic_commands(coil_base, input_base),
+        owns_bus=True,
+    )
+
+
 BOARD_TYPES = (
     BoardType(
         "modbus-generic",
@@ -80,6 +126,16 @@ BOARD_TYPES = (
         0,
         "rtu",
         make_generic,
+        configurable=True,
+    ),
+    BoardType(
+        "modbus-tcp-generic",
+        "Generic Modbus TCP coil/discrete-input board (options: relays, inputs, coil_base, "
+        "input_base, timeout_ms, retries); pulses timed by the daemon",
+        8,
+        0,
+        "tcp",
+        make_generic_tcp,
         configurable=True,
     ),
 )

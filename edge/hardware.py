@@ -10,7 +10,12 @@ server on a pseudo-terminal, so the demo drives real serial frames.
 
 A command from the site (grant, unlock, lock, emergency, hold-open, relay test) returns an
 ``Outcome``: what was commanded, whether the board confirmed it, and the door events and
-alarms it caused, so the site can log the cause before its effects. Only what nobody asked
+alarms it caused, so the site can log the cause before its effects. A relay command the
+board did not confirm (silent, garbled, refused, or answered with the wrong echo: see
+rs485/bus.py) is a failed command: a release that failed leaves the door's machine where
+it was and logs no ``unlocked``; other door events of that step are logged ``offline``;
+the relay raises one ``relay_failed`` alarm (naming board and channel) until a command
+to it is confirmed again (``relay_recovered``). Only what nobody asked
 for (contact and exit-button edges, timers, boards going offline/online) is reported
 through the callbacks given to ``attach``.
 """
@@ -43,12 +48,26 @@ FLOOR_PULSE_MS = 5000  # how long a granted lift floor stays enabled
 
 @dataclass(frozen=True, slots=True)
 class DoorNote:
-    """A door event (``alarm`` None) or a door alarm that one step of a door produced."""
+    """A door event (``alarm`` None) or a door alarm that one step of a door produced.
+
+    ``result`` is ``offline`` for an event whose relay command the board did not confirm;
+    ``source`` names what an alarm is about when that is not the door (``board:channel``).
+    """
 
     door: str
     action: str
     alarm: str | None
     detail: Mapping[str, Any]
+    result: str = "success"
+    source: str | None = None
+
+
+#: Inputs that release the lock for one pulse. When the board does not confirm the pulse,
+#: the door never released: its machine goes back to where it was and the release is not
+#: logged (a grant is then ``offline``, never ``unlocked``).
+_RELEASE_INPUTS = (ds.Grant, ds.OperatorUnlock, ds.ExitButton)
+#: Door events that say a relay moved; logged ``offline`` when the command was not confirmed.
+_RELAY_ACTIONS = frozenset({ds.DoorAction.UNLOCKED, ds.DoorAction.LOCKED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +166,7 @@ class Hardware:
         self._tasks: _TaskGroup | None = None
         self._last_inputs: dict[str, tuple[bool, ...]] = {}
         self._input_failures: dict[str, bool] = {}
+        self._failing_relays: set[str] = set()  # "board:channel" whose last command failed
 
     @staticmethod
     def board_types() -> Mapping[str, Any]:
@@ -233,23 +253,65 @@ class Hardware:
         """Step one door's machine and carry out its commands."""
         ctl = self.doors[door_id]
         async with ctl.lock:
+            before = ctl.state
             step = ds.step(ctl.state, event, time.monotonic() if now is None else now)
             ctl.state = step.state
-            ok = True
-            commanded = []
+            commanded: list[str] = []
+            failed: list[tuple[str, DeviceError]] = []
             for command in step.commands:
                 if isinstance(command, ds.RelayOff) and self._board_already_off(ctl, step):
                     continue
-                commanded.append(_describe(ctl, command))
-                ok = await self._command(ctl, command) and ok
-        notes = [
-            DoorNote(door_id, str(alarm.kind), str(alarm.kind), {"detail": alarm.detail})
-            for alarm in step.alarms
-            # the board raises one alarm for all its doors (the Site's board callback)
-            if alarm.kind is not ds.AlarmKind.BOARD_OFFLINE
-        ]
-        notes += [DoorNote(door_id, str(e.action), None, {"detail": e.detail}) for e in step.events]
-        return Outcome(tuple(commanded), ok and ctl.board.online, tuple(notes))
+                described = _describe(ctl, command)
+                commanded.append(described)
+                error = await self._command(ctl, command)
+                if error is not None:
+                    failed.append((described, error))
+            reverted = bool(failed) and isinstance(event, _RELEASE_INPUTS)
+            if reverted:
+                ctl.state = before
+                if not before.relay_on:
+                    await self._relock(ctl)
+        notes: list[DoorNote] = []
+        if not reverted:
+            notes += [
+                DoorNote(door_id, str(alarm.kind), str(alarm.kind), {"detail": alarm.detail})
+                for alarm in step.alarms
+                # the board raises one alarm for all its doors (the Site's board callback)
+                if alarm.kind is not ds.AlarmKind.BOARD_OFFLINE
+            ]
+            notes += [
+                DoorNote(
+                    door_id,
+                    str(e.action),
+                    None,
+                    {"detail": e.detail},
+                    "offline" if failed and e.action in _RELAY_ACTIONS else "success",
+                )
+                for e in step.events
+            ]
+        notes += self._relay_health(ctl, commanded, failed)
+        confirmed = not failed and ctl.board.online
+        return Outcome(tuple(commanded), confirmed, tuple(notes))
+
+    def _relay_health(
+        self, ctl: DoorController, commanded: list[str], failed: list[tuple[str, DeviceError]]
+    ) -> list[DoorNote]:
+        """One ``relay_failed`` alarm when a door's relay stops confirming its commands, one
+        ``relay_recovered`` event when it confirms one again (not one per command)."""
+        relay = ctl.config.relay
+        source = str(relay)
+        detail = {"board": relay.board, "channel": relay.channel}
+        if failed:
+            if source in self._failing_relays:
+                return []
+            self._failing_relays.add(source)
+            command, error = failed[0]
+            detail |= {"command": command, "error": str(error)}
+            return [DoorNote(ctl.config.id, "relay_failed", "relay_failed", detail, source=source)]
+        if commanded and source in self._failing_relays:
+            self._failing_relays.discard(source)
+            return [DoorNote(ctl.config.id, "relay_recovered", None, detail, source=source)]
+        return []
 
     async def _feed_uncommanded(self, door_id: str, event: Any) -> None:
         """A step nobody asked for (an input edge, a timer): its notes go to the sink."""
@@ -271,7 +333,18 @@ class Hardware:
             e.action is ds.DoorAction.LOCKED and e.detail == "window_ended" for e in step.events
         )
 
-    async def _command(self, ctl: DoorController, command: Any) -> bool:
+    @staticmethod
+    async def _relock(ctl: DoorController) -> None:
+        """After an unconfirmed release: the board may have switched the relay all the same
+        (a late or garbled answer to a write it carried out), so switch it off again. Best
+        effort; if this fails too, the relay's alarm is already raised."""
+        try:
+            await ctl.board.set_relay(ctl.config.relay.channel, False)
+        except DeviceError as err:
+            log.warning("door %s: relock after a failed release failed: %s", ctl.config.id, err)
+
+    async def _command(self, ctl: DoorController, command: Any) -> DeviceError | None:
+        """Carry out one relay command; the error when the board did not confirm it."""
         channel = ctl.config.relay.channel
         try:
             if isinstance(command, ds.RelayPulse):
@@ -284,8 +357,8 @@ class Hardware:
                 raise TypeError(f"unknown door command {command!r}")
         except DeviceError as err:
             log.warning("door %s: relay command failed: %s", ctl.config.id, err)
-            return False
-        return True
+            return err
+        return None
 
     async def _board_changed(self, board_id: str, online: bool) -> None:
         event = ds.BoardOnline() if online else ds.BoardOffline()

@@ -13,7 +13,11 @@ Ethernet boards, with RTU framing (RTU over TCP) or MBAP framing (Modbus TCP).
 Failure handling: each transaction is retried ``retries`` times; a board that exhausts its
 retries raises DeviceTimeout and goes offline (logged once); its next answer brings it
 back online (logged once). A frame with a bad CRC or that answers the wrong question is
-counted and retried, never returned.
+counted and retried, never returned. A write counts as done only when the board confirmed
+it exactly (``rtu.check_write_echo``: the FC05/FC06 echo, the FC15/FC16 start and
+quantity); a write answered otherwise, or refused with a Modbus exception, is retried the
+same way and then raises EchoMismatchError / BoardRefusedError, with the board still
+online (it answers; it did not do what it was told).
 """
 
 from __future__ import annotations
@@ -326,7 +330,9 @@ class Bus:
         """Send ``pdu`` to ``address`` and return the answer's PDU.
 
         Raises DeviceTimeout when the board stays silent through its retries, CrcError when
-        every answer was garbled, BoardRefusedError when the board refuses the request.
+        every answer was garbled, BoardRefusedError when the board refuses the request
+        (a write: through its retries), EchoMismatchError when a write is answered but
+        never confirmed.
         """
         return await self._submit(address, pdu, priority, self._limits_for(address), track=True)
 
@@ -469,14 +475,28 @@ class Bus:
             counters.last_seen = self._clock()
             counters.record_latency(counters.last_seen - started)
             self._set_online(counters, online=True, track=tx.track)
+            writes = tx.pdu[0] in rtu.WRITE_FUNCTIONS
             if answer[0] & 0x80:
                 counters.exceptions += 1
-                raise rtu.BoardRefusedError(
+                refused = rtu.BoardRefusedError(
                     tx.address, tx.pdu[0], answer[1] if len(answer) > 1 else 0
                 )
+                if not writes or attempt == tx.limits.retries:
+                    raise refused
+                last = refused  # a refused write is a failed write: try it again
+                continue
+            try:
+                rtu.check_write_echo(tx.pdu, answer)
+            except rtu.EchoMismatchError as err:
+                counters.echo_errors += 1
+                last = err
+                continue
             return answer
         counters.failures += 1
-        self._set_online(counters, online=False, track=tx.track)
+        # A board that answered, only not with the confirmation, is on the bus: the write
+        # failed, the board did not go away.
+        if not isinstance(last, rtu.EchoMismatchError):
+            self._set_online(counters, online=False, track=tx.track)
         raise last
 
     async def _receive(self, tx: _Transaction, tid: int, deadline: float) -> bytes:

@@ -23,10 +23,13 @@ from dataclasses import dataclass
 from doorkeep.errors import DeviceError
 
 __all__ = [
+    "WRITE_FUNCTIONS",
     "BoardRefusedError",
     "CrcError",
+    "EchoMismatchError",
     "char_time",
     "check_frame",
+    "check_write_echo",
     "crc16",
     "decode_mbap",
     "encode_frame",
@@ -92,6 +95,21 @@ class BoardRefusedError(DeviceError):
         self.address = address
         self.function = function
         self.code = code
+
+
+class EchoMismatchError(DeviceError):
+    """A write was answered, but not with the confirmation the Modbus spec defines for it.
+
+    The board may have written something else (another coil, another value) or nothing:
+    the write is not confirmed.
+    """
+
+    def __init__(self, request: bytes, response: bytes) -> None:
+        super().__init__(
+            f"write {request.hex(' ')} was answered {response.hex(' ')}, not confirmed"
+        )
+        self.request = request
+        self.response = response
 
 
 def _check_address(address: int) -> None:
@@ -242,6 +260,29 @@ def parse_registers(request: bytes, response: bytes) -> tuple[int, ...]:
     if len(data) != 2 * count:
         raise DeviceError(f"answer carries {len(data)} bytes for {count} registers")
     return struct.unpack(f">{count}H", data)
+
+
+# --- write confirmations ---------------------------------------------------------------
+
+#: Function codes that write; their answer must confirm the write (``check_write_echo``).
+WRITE_FUNCTIONS = frozenset({5, 6, 15, 16})
+
+
+def check_write_echo(request: bytes, response: bytes) -> None:
+    """Raise EchoMismatchError unless ``response`` confirms the write ``request`` exactly.
+
+    Modbus application protocol v1.1b3: FC05 (write single coil) and FC06 (write single
+    register) answer with an echo of the whole request PDU (sections 6.5, 6.6); FC15 (write
+    multiple coils) and FC16 (write multiple registers) answer with the function code, the
+    starting address and the quantity of the request, 5 bytes (sections 6.11, 6.12). An
+    exception answer (function code | 0x80) confirms nothing either. Requests that do not
+    write pass unchecked.
+    """
+    if not request or request[0] not in WRITE_FUNCTIONS:
+        return
+    expected = request if request[0] in (5, 6) else request[:5]
+    if response != expected:
+        raise EchoMismatchError(request, response)
 
 
 # --- MBAP -------------------------------------------------------------------------------

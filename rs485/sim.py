@@ -133,6 +133,11 @@ class SimBoard:
         """Corrupt the CRC of this board's next ``n`` answers."""
         self._garble += n
 
+    def clear_faults(self) -> None:
+        """Back to a healthy board: answering, nothing pending to garble."""
+        self.offline = False
+        self._garble = 0
+
     def take_garble(self) -> bool:
         """True (and one fewer pending) when the next answer must be garbled."""
         if self._garble > 0:

@@ -18,6 +18,7 @@ class BoardStats:
 
     ``latency_histogram`` pairs each bucket's upper bound in ms with the number of answered
     transactions (request sent to answer received, including wire time) that fell in it.
+    ``echo_errors`` counts write answers that did not confirm the write (rtu.check_write_echo).
     ``online`` is None until the address has either answered or failed once.
     """
 
@@ -27,6 +28,7 @@ class BoardStats:
     timeouts: int = 0
     crc_errors: int = 0
     bad_frames: int = 0
+    echo_errors: int = 0
     exceptions: int = 0
     retries: int = 0
     failures: int = 0
@@ -50,6 +52,7 @@ class BoardStats:
             "timeouts": self.timeouts,
             "crc_errors": self.crc_errors,
             "bad_frames": self.bad_frames,
+            "echo_errors": self.echo_errors,
             "exceptions": self.exceptions,
             "retries": self.retries,
             "failures": self.failures,
@@ -71,6 +74,7 @@ class Counters:
     timeouts: int = 0
     crc_errors: int = 0
     bad_frames: int = 0
+    echo_errors: int = 0
     exceptions: int = 0
     retries: int = 0
     failures: int = 0
@@ -91,6 +95,7 @@ class Counters:
             timeouts=self.timeouts,
             crc_errors=self.crc_errors,
             bad_frames=self.bad_frames,
+            echo_errors=self.echo_errors,
             exceptions=self.exceptions,
             retries=self.retries,
             failures=self.failures,

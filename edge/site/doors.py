@@ -75,14 +75,14 @@ class Doors:
         """A door event or alarm (from a command, an input edge or a timer)."""
         if note.alarm is not None:
             await self.log.raise_alarm(
-                note.alarm, source=note.door, door=note.door, detail=note.detail
+                note.alarm, source=note.source or note.door, door=note.door, detail=note.detail
             )
         else:
             event = self.log.event(
                 self.clock(),
                 "door",
                 note.action,
-                "success",
+                note.result,
                 door=note.door,
                 detail=dict(note.detail),
             )

@@ -10,6 +10,7 @@ from rs485 import bus as bus_mod
 from rs485 import rtu
 from rs485.bus import Bus, Priority
 from rs485.sim import SimulatedBus
+from tests.rs485.modbus_peer import ModbusPeer
 
 READ_COILS = rtu.pdu_read_bits(1, 0, 8)
 READ_INPUTS = rtu.pdu_read_bits(2, 0, 8)
@@ -182,3 +183,33 @@ async def test_a_tcp_link_retries_with_backoff_and_logs_once_each_way(monkeypatc
         "cannot connect to 127.0.0.1",
         "connected to 127.0.0.1",
     ]
+
+
+async def test_a_write_answered_for_another_coil_is_retried_then_refused_not_returned():
+    async with (
+        ModbusPeer(unit=1) as peer,
+        Bus("eth", f"tcp://127.0.0.1:{peer.port}", framer="mbap", retries=2) as bus,
+    ):
+        peer.proxy.fault = "wrong_echo"
+        relay_5_on = rtu.pdu_write_coil(4, 0xFF00)
+        with pytest.raises(rtu.EchoMismatchError, match="02 04 ff 00"):
+            await bus.request(1, relay_5_on, priority=Priority.COMMAND)
+        assert peer.proxy.requests.count(relay_5_on) == 3  # 1 + retries
+        stats = bus.stats()[1]
+        assert (stats.echo_errors, stats.retries, stats.failures) == (3, 2, 1)
+        assert bus.online(1) is True  # it answers; it did not do what it was told
+        assert await peer.coils(4) == [False]
+        peer.proxy.fault = None
+        assert await bus.request(1, relay_5_on, priority=Priority.COMMAND) == relay_5_on
+        assert await peer.coils(4) == [True]
+
+
+async def test_a_refused_write_is_retried_and_the_board_stays_online():
+    async with SimulatedBus({1: "waveshare-rtu-relay-8"}) as sim, Bus("b1", sim.port) as bus:
+        bad_value = rtu.pdu_write_coil(0, 0x1234)  # the board knows FF00/0000/5500 only
+        with pytest.raises(rtu.BoardRefusedError) as info:
+            await bus.request(1, bad_value, priority=Priority.COMMAND)
+        assert info.value.code == 3  # illegal data value
+        assert sim.board(1).requests.count(bad_value) == 3  # 1 + the default 2 retries
+        assert bus.online(1) is True
+        assert sim.board(1).coils == [False] * 8

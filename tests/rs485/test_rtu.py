@@ -94,3 +94,58 @@ def test_invalid_values_name_themselves():
         rtu.encode_frame(248, b"\x01")
     with pytest.raises(ValueError, match="70000"):
         rtu.pdu_write_coil(70000, 0)
+
+
+# Write confirmations (Modbus application protocol v1.1b3, sections 6.5, 6.6, 6.11, 6.12):
+# (request PDU, answer PDU, confirmed?). FC05/FC06 echo the request; FC15/FC16 answer with
+# function, start and quantity.
+ECHOES = [
+    # spec 6.5 example: write coil 173 (0x00AC) ON
+    ("05 00 AC FF 00", "05 00 AC FF 00", True),
+    # the board: a write to relay 5 (coil 4) answered for coil 0x0204
+    ("05 00 04 FF 00", "05 02 04 FF 00", False),
+    # the right coil, the other value: it switched off, not on
+    ("05 00 04 FF 00", "05 00 04 00 00", False),
+    # Waveshare flash-on of relay 0 for 700 ms is an FC05 too, echoed whole
+    ("05 02 00 00 07", "05 02 00 00 07", True),
+    ("05 02 00 00 07", "05 02 00 00 08", False),
+    # spec 6.6 example: write register 2 = 0x0003; Eletechsup "open relay 1" is FC06 too
+    ("06 00 01 00 03", "06 00 01 00 03", True),
+    ("06 00 01 01 00", "06 00 02 01 00", False),
+    # spec 6.11 example: write 10 coils from 20 (0x0013), 2 data bytes CD 01
+    ("0F 00 13 00 0A 02 CD 01", "0F 00 13 00 0A", True),
+    ("0F 00 13 00 0A 02 CD 01", "0F 00 13 00 09", False),
+    ("0F 00 13 00 0A 02 CD 01", "0F 00 13 00 0A 02 CD 01", False),  # not the FC15 answer
+    # spec 6.12 example: write 2 registers from 1
+    ("10 00 01 00 02 04 00 0A 01 02", "10 00 01 00 02", True),
+    ("10 00 01 00 02 04 00 0A 01 02", "10 00 02 00 02", False),
+    # an exception answer confirms nothing (illegal data address)
+    ("05 00 04 FF 00", "85 02", False),
+    # a short answer confirms nothing
+    ("05 00 04 FF 00", "05 00 04", False),
+]
+
+
+@pytest.mark.parametrize(("request_hex", "answer_hex", "confirmed"), ECHOES)
+def test_write_confirmations_follow_the_modbus_spec(request_hex, answer_hex, confirmed):
+    request, answer = bytes.fromhex(request_hex), bytes.fromhex(answer_hex)
+    if confirmed:
+        rtu.check_write_echo(request, answer)
+    else:
+        with pytest.raises(rtu.EchoMismatchError, match="not confirmed"):
+            rtu.check_write_echo(request, answer)
+
+
+def test_reads_are_not_write_confirmations():
+    rtu.check_write_echo(bytes.fromhex("01 00 00 00 08"), bytes.fromhex("01 01 00"))
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.binary(min_size=1, max_size=6))
+def test_an_fc05_echo_is_confirmed_only_when_it_is_the_request(coil, value, noise):
+    request = rtu.pdu_write_coil(coil, value)
+    rtu.check_write_echo(request, request)
+    altered = bytes(a ^ b for a, b in zip(request, noise.ljust(len(request), b"\0"), strict=False))
+    if altered != request:
+        with pytest.raises(rtu.EchoMismatchError):
+            rtu.check_write_echo(request, altered)
