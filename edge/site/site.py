@@ -8,6 +8,8 @@ are that boundary contract (``edge/web/facade.py``); each hands over to one part
     doors   (edge/site/doors.py)    doors, emergency, hold-open, hardware events/tools
     log     (edge/site/log.py)      events, audit, alarms, the live feed
     captures (edge/site/capture.py) "present a card now"
+    metrics (edge/site/metrics.py)  Prometheus counters/gauges; /health's components
+                                    are the COMPONENTS functions at the end of this file
 
 The daemon's jobs and the sync client use the parts directly. A presentation goes
 

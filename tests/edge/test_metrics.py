@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,9 +11,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.auth import AuthStore
+from edge.config.sections import MqttSection
+from edge.mqtt import MqttBridge, _bridge
 from edge.service import Site
 from edge.web.app import make_app
 from tests.edge.conftest import until
+from tests.edge.mosquitto import Mosquitto
 
 
 class Scraper:
@@ -75,7 +79,7 @@ async def test_decisions_are_counted_by_result_and_reason(site: Site, scraper: S
         for (name, labels), value in samples.items()
         if name == "doorkeep_decisions_total" and dict(labels)["result"] == "failed"
     }
-    assert sum(denied.values()) == 1
+    assert denied == {"unknown_credential": 1}
     assert samples[key("doorkeep_decision_seconds_count")] == 3
     assert samples[key("doorkeep_decision_seconds_sum")] > 0
     assert samples[key("doorkeep_info", version=site.version, site="test")] == 1
@@ -119,6 +123,9 @@ async def test_a_board_taken_offline_shows_in_metrics_and_health(
         "doorkeep_bus_transactions_total", bus="rs485-1", board="doors", outcome="timeout"
     )
     assert samples[timeouts] > first[timeouts]
+    await site.present("gate-in", "pin", "2580")  # granted, but the relay cannot confirm
+    offline = key("doorkeep_decisions_total", result="offline", reason="offline")
+    assert (await scraper.samples())[offline] == 1
     health = await scraper.health()
     assert health["status"] == "degraded"
     board = next(c for c in health["components"] if c["name"] == "board doors")
@@ -129,3 +136,63 @@ async def test_a_board_taken_offline_shows_in_metrics_and_health(
     site.hw.sims["rs485-1"].board(3).offline = False
     await until(lambda: site.hw.boards["doors"].online)
     assert (await scraper.health())["status"] == "ok"
+
+
+async def test_the_mqtt_link_is_a_component_with_the_broker_named_when_down(
+    site: Site, scraper: Scraper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_bridge, "BACKOFF_BASE_S", 0.05)
+    monkeypatch.setattr(_bridge, "BACKOFF_CAP_S", 0.3)
+    (tmp_path / "mosquitto").mkdir()
+    async with (
+        Mosquitto(tmp_path / "mosquitto") as broker,
+        MqttBridge(site, MqttSection(url=broker.url)) as bridge,
+    ):
+        site.mqtt = bridge  # as edge/daemon.py does when [mqtt] is configured
+        await until(lambda: bridge.connected)
+        health = await scraper.health()
+        assert {"name": "mqtt", "ok": True, "reason": ""} in health["components"]
+        assert health["status"] == "ok"
+
+        await broker.stop()
+        await until(lambda: not bridge.connected)
+        health = await scraper.health()
+        mqtt = next(c for c in health["components"] if c["name"] == "mqtt")
+        assert mqtt["ok"] is False
+        assert f"127.0.0.1:{broker.port}" in mqtt["reason"]
+        assert health["status"] == "degraded"
+
+
+class SyncLinkFake:
+    """Our own interface edge/sync.py: SyncLink (status and poke), as an enrolled site has."""
+
+    def __init__(self) -> None:
+        self.stale = False
+
+    def poke(self) -> None:
+        pass
+
+    def status(self) -> dict[str, Any]:
+        return {"stale": self.stale, "last_contact": "2026-12-01T08:00:00+00:00"}
+
+
+async def test_an_enrolled_site_shows_its_outbox_backlog_and_a_stale_cloud(
+    site: Site, scraper: Scraper
+) -> None:
+    link = SyncLinkFake()
+    site.sync = link
+    stored = await site.present("gate-in", "pin", "2580")
+    backlog = (await scraper.samples())[key("doorkeep_outbox_backlog")]
+    assert backlog >= 1  # at least that presentation, plus the door events before it
+    await site.store.set_acknowledged(stored["event_id"])
+    newest, _ = await site.events(limit=1)
+    expected = newest[0]["seq"] - stored["event_id"]
+    assert (await scraper.samples())[key("doorkeep_outbox_backlog")] == expected
+
+    assert {"name": "cloud", "ok": True, "reason": ""} in (await scraper.health())["components"]
+    link.stale = True
+    health = await scraper.health()
+    cloud = next(c for c in health["components"] if c["name"] == "cloud")
+    assert cloud["ok"] is False
+    assert "since 2026-12-01T08:00:00+00:00" in cloud["reason"]
+    assert health["status"] == "degraded"
