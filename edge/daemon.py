@@ -223,7 +223,7 @@ async def _start_optional(
     if config.mqtt is not None:
         from edge.mqtt import MqttBridge  # noqa: PLC0415
 
-        await stack.enter_async_context(MqttBridge(site, config.mqtt))
+        site.mqtt = await stack.enter_async_context(MqttBridge(site, config.mqtt))
 
 
 def _addresses(host: str) -> list[str]:

@@ -77,8 +77,8 @@ def _success(route: Route[Any]) -> dict[str, Any]:
                 "schema": ref(route.response) if route.response else {"type": "object"}
             }
         }
-    elif route.media == "text/event-stream":
-        ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+    elif route.media.startswith(("text/event-stream", "text/plain")):
+        ok["content"] = {route.media: {"schema": {"type": "string"}}}
     else:
         ok["content"] = {
             "text/csv": {"schema": {"type": "string"}},

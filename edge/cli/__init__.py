@@ -30,6 +30,7 @@ from edge.cli.policy import (
     cmd_policy_validate,
 )
 from edge.cli.site import cmd_check, cmd_demo, cmd_init, cmd_run
+from edge.cli.status import cmd_status
 from edge.cli.tokens import cmd_token_create
 
 __all__ = ["UserError", "build_parser", "main"]
@@ -213,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the site there (its data dir is kept aside, not deleted)",
     )
     p.add_argument("--other-site", action="store_true", help="allow a backup of another site id")
+
+    p = command(
+        "status",
+        cmd_status,
+        "ask the running daemon for every component's health; exit 1 when one is not ok",
+    )
+    p.add_argument("--json", action="store_true", help="the /health answer as JSON")
 
     p = command("boards", cmd_boards, "list the hardware catalogue", config=False)
     p.add_argument("--json", action="store_true", help="as JSON")

@@ -8,6 +8,8 @@ are that boundary contract (``edge/web/facade.py``); each hands over to one part
     doors   (edge/site/doors.py)    doors, emergency, hold-open, hardware events/tools
     log     (edge/site/log.py)      events, audit, alarms, the live feed
     captures (edge/site/capture.py) "present a card now"
+    metrics (edge/site/metrics.py)  Prometheus counters/gauges; /health's components
+                                    are the COMPONENTS functions at the end of this file
 
 The daemon's jobs and the sync client use the parts directly. A presentation goes
 
@@ -38,6 +40,7 @@ from edge.site.capture import Captures
 from edge.site.clock import CHECK_EVERY_S, Clock, ClockGuard, SystemClock
 from edge.site.doors import Doors
 from edge.site.log import EventLog
+from edge.site.metrics import BUS_OUTCOMES, BoardReading, Component, Readings, SiteMetrics
 from edge.site.policy import SitePolicy
 from edge.store import EdgeStore
 
@@ -98,6 +101,8 @@ class Site:
         self.version = __version__
         self.tz = config.tz
         self.sync: Any = None  # the cloud sync client, when enrolled (edge/sync.py)
+        self.mqtt: Any = None  # the MQTT bridge, when [mqtt] is configured (edge/mqtt)
+        self.metrics = SiteMetrics(self.site_id, self.version)
         self.log = EventLog(
             store,
             tz=config.tz,
@@ -122,6 +127,8 @@ class Site:
         # reaches it, only readings of the real clocks do
         self.clock_guard = ClockGuard(self.clock_source, store, self.log)
         self.door_control.clock_trusted = self.clock_guard.trusted
+        # (policy version, when this process first saw it in force): doorkeep_policy_age
+        self._policy_seen: tuple[int, datetime] = (self.snapshot.version, self.clock())
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -176,13 +183,39 @@ class Site:
         return SiteState(lockdown=self.door_control.lockdown(), clock_ok=clock_ok)
 
     def health(self) -> dict[str, Any]:
+        """Every component with a reason when not ok; ``status`` is ``degraded`` unless
+        all are ok (``doorkeep status`` prints this)."""
+        components = [c for part in COMPONENTS for c in part(self)]
         return {
-            "status": "ok",
+            "status": "ok" if all(c.ok for c in components) else "degraded",
             "site": self.site_id,
             "version": self.version,
             "policy_version": self.snapshot.version,
             "clock_ok": self.clock_guard.trusted(),
+            "components": [c.as_dict() for c in components],
         }
+
+    async def metrics_text(self) -> bytes:
+        """The Prometheus text of ``GET /metrics`` (edge/site/metrics.py)."""
+        now = self.clock()
+        version = self.snapshot.version
+        if self._policy_seen[0] != version:
+            self._policy_seen = (version, now)
+        backlog = 0
+        if self.sync is not None:
+            newest, _ = await self.log.events(limit=1)
+            backlog = max(0, (newest[0]["seq"] if newest else 0) - self.store.acknowledged())
+        alarms = await self.log.alarms(open_only=True, limit=ALARMS_COUNTED)
+        readings = Readings(
+            policy_version=version,
+            policy_age_s=(now - self._policy_seen[1]).total_seconds(),
+            alarms_open=len(alarms),
+            outbox_backlog=backlog,
+            storage_ok=_store(self)[0].ok,
+            clock_trusted=self.clock_guard.trusted(),
+            boards=tuple(_board_readings(self)),
+        )
+        return self.metrics.render(readings)
 
     # --- presentations ---------------------------------------------------------------
 
@@ -209,6 +242,7 @@ class Site:
         Raises ValueError for a malformed presentation and NotFound for an unknown
         reader; ``at`` is accepted only on simulation sites (for tests and demos).
         """
+        started = self.metrics.start()
         presentation = Presentation(reader, kind, value)
         if reader not in self.snapshot.readers:
             raise NotFound(f"reader {reader!r} is not in site.toml")
@@ -280,7 +314,7 @@ class Site:
                     "event_seq": stored["seq"],
                 },
             )
-        return {
+        return self.metrics.presented(started, {
             "granted": decision.granted and result == "success",
             "reason": str(decision.reason)
             if decision.reason
@@ -290,7 +324,7 @@ class Site:
             "person": decision.person,
             "event_id": stored["seq"],
             "floors": list(decision.floors),
-        }
+        })  # fmt: skip
 
     async def capture_next_card(self, reader: str, timeout_s: float = 30.0) -> dict[str, Any]:
         """ "Present a card now": the next card at ``reader``, as an enrolment token."""
@@ -396,3 +430,107 @@ class Site:
         if self.sync is not None:
             status.update(self.sync.status())
         return status
+
+
+# --- health: one function per kind of component ------------------------------------------
+
+# /metrics counts open alarms up to this many (one page of the alarm query).
+ALARMS_COUNTED = 1000
+
+
+def _store(site: Site) -> list[Component]:
+    failed = site.store.writer_stats.failed_commits
+    reason = f"{failed} commits to the event store failed; see the gateway log" if failed else ""
+    return [Component("store", not failed, reason)]
+
+
+def _buses(site: Site) -> list[Component]:
+    rows = []
+    for bus in site.config.buses:
+        boards = [b.id for b in site.config.boards if b.bus == bus.id and b.id in site.hw.boards]
+        silent = [b for b in boards if not site.hw.boards[b].online]
+        ok = not boards or len(silent) < len(boards)
+        rows.append(Component(f"bus {bus.id}", ok, "" if ok else f"no board answers on {bus.port}"))
+    return rows
+
+
+def _boards(site: Site) -> list[Component]:
+    rows = []
+    for cfg in site.config.boards:
+        board = site.hw.boards.get(cfg.id)
+        if board is None:  # the hardware is not open in this process (CLI)
+            continue
+        where = (
+            f"bus {cfg.bus} address {cfg.address}"
+            if cfg.bus
+            else (f"{cfg.host}:{cfg.port}" if cfg.port else cfg.host or "its link")
+        )
+        reason = "" if board.online else f"not answering ({where}); its doors are offline"
+        rows.append(Component(f"board {cfg.id}", board.online, reason))
+    return rows
+
+
+def _readers(site: Site) -> list[Component]:
+    # Readers report no link state yet; a type without a driver is named, not failed.
+    from edge.daemon import UNDRIVEN_READER_TYPES  # noqa: PLC0415 - the daemon imports us
+
+    if not site.hw.boards:
+        return []
+    return [
+        Component(
+            f"reader {r.id}",
+            True,
+            "no driver for this type: presentations come through REST or MQTT"
+            if r.type in UNDRIVEN_READER_TYPES
+            else "",
+        )
+        for r in site.config.readers
+    ]
+
+
+def _mqtt(site: Site) -> list[Component]:
+    if site.mqtt is None:
+        return []
+    ok = bool(site.mqtt.connected)
+    return [Component("mqtt", ok, "" if ok else f"broker {site.mqtt.broker} unreachable")]
+
+
+def _cloud(site: Site) -> list[Component]:
+    if site.sync is None:
+        return []
+    status = site.sync.status()
+    stale = bool(status.get("stale"))
+    last = status.get("last_contact") or "never"
+    reason = f"no contact with the cloud since {last}; policy may be stale" if stale else ""
+    return [Component("cloud", not stale, reason)]
+
+
+def _clock(site: Site) -> list[Component]:
+    status = site.clock_guard.status()
+    reason = "" if status["ok"] else f"clock untrusted: {status['problem']} (docs/security.md)"
+    return [Component("clock", bool(status["ok"]), reason)]
+
+
+def _board_readings(site: Site) -> list[BoardReading]:
+    stats = {bus_id: bus.stats() for bus_id, bus in site.hw.buses.items()}
+    rows = []
+    for cfg in site.config.boards:
+        board = site.hw.boards.get(cfg.id)
+        if board is None:
+            continue
+        seen = stats.get(cfg.bus or "", {}).get(cfg.address or -1)
+        counts = {} if seen is None else {k: int(getattr(seen, k)) for k, _ in BUS_OUTCOMES}
+        rows.append(BoardReading(cfg.id, board.online, cfg.bus, counts))
+    return rows
+
+
+#: The components of /health, in order; each returns its rows (none when not present).
+COMPONENTS: tuple[Callable[[Site], list[Component]], ...] = (
+    _store,
+    _buses,
+    _boards,
+    _readers,
+    _mqtt,
+    _cloud,
+    _clock,
+)

@@ -37,6 +37,7 @@ class SiteFacade(Protocol):
     tz: ZoneInfo
 
     def health(self) -> dict[str, Any]: ...
+    async def metrics_text(self) -> bytes: ...
     async def present(
         self,
         reader: str,

@@ -59,6 +59,9 @@ _CORE: tuple[Route, ...] = (
           summary="Liveness and policy version", response="Health"),
     Route("GET", "/openapi.json", op="openapi", role=None, tag="system", summary="This document",
           response=None),
+    Route("GET", "/metrics", op="metrics", role=VIEWER, tag="system",
+          summary="Prometheus metrics (text format 0.0.4)", response=None,
+          media="text/plain; version=0.0.4"),
     Route("GET", "/sync", op="sync_status", role=VIEWER, tag="system", summary="Cloud sync state",
           response="SyncStatus"),
     # onboarding and login

@@ -78,6 +78,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "version": _STR,
             "policy_version": {"type": ["integer", "null"]},
             "clock_ok": {"type": "boolean"},
+            "components": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "ok", "reason"],
+                    "properties": {"name": _STR, "ok": {"type": "boolean"}, "reason": _STR},
+                },
+            },
         },
     },
     "SetupState": {

@@ -1,9 +1,12 @@
-"""Health, the OpenAPI document, the cloud sync state."""
+"""Health, metrics, the OpenAPI document, the cloud sync state."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
+from edge.site.metrics import CONTENT_TYPE
 from edge.web.context import HANDLERS, OPENAPI, Call
 
 
@@ -11,6 +14,13 @@ from edge.web.context import HANDLERS, OPENAPI, Call
 async def health(call: Call) -> Any:
     # The UI shows the site's zone next to the browser's (times are the site's wall clock).
     return {**call.site.health(), "timezone": str(call.site.tz)}
+
+
+@HANDLERS
+async def metrics(call: Call) -> Any:
+    """Prometheus text; any role's bearer token (a scraper gets a viewer token)."""
+    body = await call.site.metrics_text()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 @HANDLERS
