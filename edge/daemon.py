@@ -25,6 +25,7 @@ from aiohttp import web
 from doorkeep.errors import ConfigError
 from edge.auth import AuthStore
 from edge.config import SiteConfig
+from edge.hardware import stalled_buses
 from edge.service import Site
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ POLICY_WATCH_S = 2.0  # how often the daemon looks for a policy committed by ano
 HOLD_OPEN_CHECK_S = 5.0
 RETENTION_EVERY_S = 3600.0
 WATCHDOG_S = 10.0
+#: A bus transaction is bounded by its timeouts (at most a few seconds); one running this
+#: long means its owner is stuck.
+BUS_STALL_S = 20.0
 # Reader types site.toml accepts whose hardware drivers are not written yet.
 UNDRIVEN_READER_TYPES = frozenset({"osdp", "serial"})
 
@@ -98,9 +102,24 @@ async def _retention(site: Site) -> None:
         await asyncio.sleep(RETENTION_EVERY_S)
 
 
-async def _watchdog() -> None:
+async def _watchdog(site: Site) -> None:
+    """Ping systemd's watchdog while the site works (WatchdogSec= restarts it otherwise).
+
+    The ping comes from the event loop, so a stuck loop sends none; and it is withheld
+    while a bus owner is stuck (one transaction far past its timeouts, or its task
+    ended), since doors on that bus no longer open: a restart is the cure. Logged once
+    when it starts withholding and once when the bus recovers.
+    """
+    withheld: list[str] = []
     while True:
-        sd_notify("WATCHDOG=1")
+        stuck = stalled_buses(site.hw, BUS_STALL_S)
+        if stuck and not withheld:
+            log.error("watchdog: not pinging systemd: %s", "; ".join(stuck))
+        elif withheld and not stuck:
+            log.warning("watchdog: bus owners work again; pinging systemd")
+        withheld = stuck
+        if not stuck:
+            sd_notify("WATCHDOG=1")
         await asyncio.sleep(WATCHDOG_S)
 
 
@@ -171,7 +190,7 @@ async def run_daemon(
                 tg.create_task(_policy_watcher(site), name="policy-watcher"),
                 tg.create_task(_hold_open(site), name="hold-open"),
                 tg.create_task(_retention(site), name="retention"),
-                tg.create_task(_watchdog(), name="watchdog"),
+                tg.create_task(_watchdog(site), name="watchdog"),
             ]
             sd_notify("READY=1")
             await stop.wait()

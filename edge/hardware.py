@@ -554,6 +554,11 @@ def _describe(ctl: DoorController, command: ds.Command) -> str:
     return f"{'on' if isinstance(command, ds.RelayOn) else 'off'} {relay}"
 
 
+def stalled_buses(hw: Hardware, limit_s: float) -> list[str]:
+    """Why each stuck bus owner is stuck (the daemon's watchdog stops pinging then)."""
+    return [why for bus in hw.buses.values() if (why := bus.stalled(limit_s)) is not None]
+
+
 class NullHardware(Hardware):
     """The site without its boards: for CLI commands that run beside the daemon
     (policy, decide, events). Doors report state ``unknown``; nothing is driven."""

@@ -285,6 +285,7 @@ class Bus:
         self._counters: dict[int, Counters] = {}
         self._callbacks: dict[int, list[OnlineCallback]] = {}
         self._quiet_until = 0.0
+        self._busy_since: float | None = None  # loop time the running transaction began
         self._tg: asyncio.TaskGroup | None = None
         self._owner: asyncio.Task[None] | None = None
 
@@ -335,6 +336,20 @@ class Bus:
         never confirmed.
         """
         return await self._submit(address, pdu, priority, self._limits_for(address), track=True)
+
+    def stalled(self, limit_s: float) -> str | None:
+        """Why this bus owner is stuck (for the watchdog), or None while it works.
+
+        A transaction is bounded by the timeout times the tries; one running for longer
+        than ``limit_s``, or an owner task that ended, means the bus no longer serves.
+        """
+        if self._owner is not None and self._owner.done():
+            return f"bus {self.bus_id}: its owner task has ended"
+        if self._busy_since is not None:
+            busy = asyncio.get_running_loop().time() - self._busy_since
+            if busy > limit_s:
+                return f"bus {self.bus_id}: one transaction has run for {busy:.0f} s"
+        return None
 
     def stats(self) -> dict[int, BoardStats]:
         """A snapshot of the statistics of every address this bus has talked to."""
@@ -398,6 +413,7 @@ class Bus:
             tx = heapq.heappop(self._queue)
             if tx.future.done():  # the caller gave up (cancelled) while queued
                 continue
+            self._busy_since = asyncio.get_running_loop().time()
             try:
                 answer = await self._transact(tx)
             except DeviceError as err:
@@ -410,6 +426,8 @@ class Bus:
             else:
                 if not tx.future.done():
                     tx.future.set_result(answer)
+            finally:
+                self._busy_since = None
 
     async def _wait_quiet(self) -> None:
         delay = self._quiet_until - asyncio.get_running_loop().time()
