@@ -19,6 +19,7 @@ The daemon's jobs and the sync client use the parts directly. A presentation goe
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -29,20 +30,25 @@ from typing import Any
 from doorkeep import __version__
 from doorkeep.errors import NotFound
 from edge.config import SiteConfig, load_site_config
-from edge.core.decide import Decision, Presentation, SiteState, decide
+from edge.core.decide import Decision, Presentation, Reason, SiteState, decide
 from edge.core.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec
 from edge.hardware import Hardware, NullHardware
 from edge.site.capture import Captures
 from edge.site.doors import Doors
 from edge.site.log import EventLog
 from edge.site.policy import SitePolicy
-from edge.store import EdgeStore
+from edge.store import EdgeStore, StorageUnavailable
+
+_log = logging.getLogger(__name__)
 
 # A clock that reads earlier than this is known to be wrong (an RTC that lost power).
 CLOCK_FLOOR = datetime(2025, 1, 1, tzinfo=UTC)
 # ...and so is one that went back more than this behind the newest event we logged.
 CLOCK_BACKSTEP = timedelta(minutes=5)
 SECRET_FILE = Path("keys") / "site.secret"
+# While storage fails, a presentation is refused unless the spill queue can still hold
+# this many events: its own access event plus the door events and alarms it may cause.
+EVENT_RESERVE = 8
 
 
 def _utcnow() -> datetime:
@@ -118,6 +124,7 @@ class Site:
         self.captures = Captures(secret, lambda: self.policy.snapshot)
         self.memory = Memory.from_rows(store.load_memory_rows())
         self._last_event_at: datetime | None = None
+        store.on_storage_alarm = self._storage_alarm
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -136,7 +143,7 @@ class Site:
         data_dir.mkdir(parents=True, exist_ok=True)
         secret = load_or_create_secret(data_dir)
         async with (
-            EdgeStore.open(data_dir / "doorkeep.db", site_id=config.site.id) as store,
+            EdgeStore.open(data_dir / "doorkeep.db", site_id=config.site.id, tz=config.tz) as store,
             (Hardware if with_hardware else NullHardware).open(
                 config, start=start_hardware
             ) as hardware,
@@ -159,13 +166,29 @@ class Site:
         return SiteState(lockdown=self.door_control.lockdown(), clock_ok=clock_ok)
 
     def health(self) -> dict[str, Any]:
+        """``status`` is ``ok``, or ``degraded`` with the failing parts in ``degraded``."""
+        storage = self.store.storage
+        degraded = [] if storage.ok else ["storage"]
         return {
-            "status": "ok",
+            "status": "degraded" if degraded else "ok",
             "site": self.site_id,
             "version": self.version,
             "policy_version": self.snapshot.version,
             "clock_ok": self._state(self.clock()).clock_ok,
+            "degraded": degraded,
+            "storage": storage.as_dict(),
         }
+
+    def _storage_alarm(self, recorded: dict[str, Any]) -> None:
+        """The store recorded a storage_unavailable alarm (storage is back): publish it."""
+        self.log.publish("event", recorded["event"])
+        self.log.publish("alarm", recorded["alarm"])
+        if self.sync is not None:
+            self.sync.poke()
+
+    def _cannot_record(self) -> bool:
+        """Storage fails and the spill queue is (nearly) full: refuse, fail secure."""
+        return not self.store.storage.ok and self.store.event_room() < EVENT_RESERVE
 
     # --- presentations ---------------------------------------------------------------
 
@@ -202,6 +225,18 @@ class Site:
             if at.tzinfo is None:
                 raise ValueError("'at' needs a UTC offset, e.g. 2026-11-17T14:00:00+01:00")
         self.captures.offer(reader, kind, value)
+        if self._cannot_record():
+            # Nothing can be recorded: no door opens and no memory changes.
+            self.store.note_refused()
+            return {
+                "granted": False,
+                "reason": str(Reason.STORAGE_UNAVAILABLE),
+                "result": "failed",
+                "door": self.snapshot.readers[reader].door,
+                "person": None,
+                "event_id": None,
+                "floors": [],
+            }
         now = at or self.clock()
         decision = decide(self.snapshot, presentation, now, self.memory, self._state(now))
         # Memory changes before the first await: two presentations of one temp key
@@ -234,17 +269,23 @@ class Site:
             credential_kind=kind,
             detail=detail,
         )
-        stored = await self.log.record(event, rows)
+        stored: dict[str, Any] = {"seq": None}
+        try:
+            # Durable, or held in order while storage fails (docs/storage.md); this
+            # raises only past the spill bound, which _cannot_record keeps us from.
+            stored = await self.log.record(event, rows)
+            if outcome is not None:  # the door events the grant caused, after the grant
+                await self.door_control.record(outcome)
+            if decision.duress:
+                await self.log.raise_alarm(
+                    "duress",
+                    source=decision.door or reader,
+                    door=decision.door,
+                    detail={"person": decision.person, "event_seq": stored["seq"]},
+                )
+        except StorageUnavailable as err:  # counted as dropped in the outage's alarm
+            _log.error("presentation at %s not recorded: %s", reader, err)
         self._last_event_at = max(self._last_event_at or now, now)
-        if outcome is not None:  # the door events the grant caused, after the grant
-            await self.door_control.record(outcome)
-        if decision.duress:
-            await self.log.raise_alarm(
-                "duress",
-                source=decision.door or reader,
-                door=decision.door,
-                detail={"person": decision.person, "event_seq": stored["seq"]},
-            )
         return {
             "granted": decision.granted and result == "success",
             "reason": str(decision.reason)

@@ -73,11 +73,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["status", "site", "version", "policy_version", "clock_ok"],
         "properties": {
-            "status": _STR,
+            "status": {"enum": ["ok", "degraded"]},
             "site": _STR,
             "version": _STR,
             "policy_version": {"type": ["integer", "null"]},
             "clock_ok": {"type": "boolean"},
+            # the parts that fail, e.g. ["storage"] (docs/storage.md); empty when ok
+            "degraded": {"type": "array", "items": _STR},
+            "storage": {
+                "type": "object",
+                "required": ["ok", "held", "limit"],
+                "properties": {
+                    "ok": {"type": "boolean"},
+                    "held": {"type": "integer", "minimum": 0},
+                    "limit": {"type": "integer", "minimum": 0},
+                },
+            },
         },
     },
     "SetupState": {
