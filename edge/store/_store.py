@@ -22,7 +22,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edge.store import _alarms, _audit, _chain, _db, _events, _policy, _state, _writer
 from edge.store._audit import AuditEntry
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The alarm (and its event) the store records when storage returns after an outage.
 STORAGE_ALARM = "storage_unavailable"
@@ -269,12 +270,14 @@ class EdgeStore:
 
     async def _write_event(
         self,
-        work: Callable[[sqlite3.Connection], dict[str, Any]],
-        hold: Callable[[tuple[int, str]], tuple[dict[str, Any], tuple[int, str]]],
-    ) -> dict[str, Any]:
+        work: Callable[[sqlite3.Connection], T],
+        hold: Callable[[tuple[int, str]], tuple[T, tuple[int, str]]],
+        on_commit: Callable[[T], None] | None = None,
+    ) -> T:
+        """A write that is held in the spill queue while storage fails."""
         self._in_flight += 1
         try:
-            return await self._db.write(work, hold=hold)
+            return await self._db.write(work, on_commit, hold=hold)
         finally:
             self._in_flight -= 1
 
@@ -395,7 +398,9 @@ class EdgeStore:
     ) -> None:
         """Append one operation-log line (who did what to which target)."""
         entry = AuditEntry(actor, action, target, detail)
-        await self._db.write(lambda conn: _audit.insert(conn, entry, self._now()))
+        at = self._now()
+        # Held like an event while storage fails: the action it records already happened.
+        await self._write_event(lambda conn: _audit.insert(conn, entry, at), _hold_nothing)
 
     async def query_audit(
         self,
@@ -515,7 +520,11 @@ class EdgeStore:
             else:
                 self._state[key] = decoded
 
-        await self._db.write(lambda conn: _state.write_site_state(conn, key, encoded), done)
+        # Held while storage fails (emergency state follows the doors, which already
+        # moved); the in-memory view changes once it is written.
+        await self._write_event(
+            lambda conn: _state.write_site_state(conn, key, encoded), _hold_nothing, done
+        )
 
     def get_state(self, key: str, default: Any = None) -> Any:
         """The last committed value of ``key`` (a copy-free read of the in-memory view)."""
@@ -531,3 +540,8 @@ def _held_event(
     event["hash"] = _chain.event_hash(prev, event)
     event["epoch"] = epoch
     return event, (event["seq"], event["hash"])
+
+
+def _hold_nothing(head: tuple[int, str]) -> tuple[None, tuple[int, str]]:
+    """A held write that is not an event: no result, the chain head unchanged."""
+    return None, head

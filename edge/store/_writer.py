@@ -195,12 +195,17 @@ class Writer:
                     break
                 batch.append(nxt)
             waiting = self.outage is not None and time.monotonic() < self._next_try
-            if waiting and all(item.hold is not None for item in batch):
-                # Storage failed a moment ago: hold these until the next try rather
-                # than rewriting the whole spill queue for every card read.
-                self._failed(batch, None)
-            else:
-                self._attempt(batch)
+            try:
+                if waiting and all(item.hold is not None for item in batch):
+                    # Storage failed a moment ago: hold these until the next try rather
+                    # than rewriting the whole spill queue for every card read.
+                    self._failed(batch, None)
+                else:
+                    self._attempt(batch)
+            except Exception as err:  # a bug here must not leave every caller hanging
+                _log.exception("store writer failed on a batch of %d item(s)", len(batch))
+                for item in batch:
+                    self._call_soon(_resolve, item, False, StoreError(f"store writer: {err}"))
         if self.outage is not None:
             self._attempt([])  # a last try; what stays held is counted lost at next open
 
@@ -212,10 +217,13 @@ class Writer:
         alarm: Any = None
         try:
             conn.execute("BEGIN IMMEDIATE")
+            flushed: list[tuple[_Item[Any], Any]] = []
             for held in self._spill:
                 ok, value = self._run_item(conn, held)
-                if not ok:  # a bug, not the disk: it cannot be written, ever
-                    _log.error("a held event could not be written: %s", value)
+                if ok:
+                    flushed.append((held, value))
+                else:  # a bug, not the disk: it cannot be written, ever
+                    _log.error("a held write failed: %s", value)
                     if outage is not None:
                         outage.dropped += 1
             if outage is not None and self.recover is not None:
@@ -247,6 +255,9 @@ class Writer:
             if self.marker is not None:
                 self.marker.clear()
             self._post_status()
+            for held, value in flushed:  # caches follow the held writes now
+                if held.on_commit is not None:
+                    self._call_soon(held.on_commit, value)
             if self.on_recovered is not None and alarm is not None:
                 self._call_soon(self.on_recovered, alarm)
         for item, (ok, value) in zip(batch, outcomes, strict=True):

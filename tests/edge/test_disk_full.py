@@ -13,14 +13,20 @@ import asyncio
 import contextlib
 import errno
 import os
+import signal
+import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from edge.auth import AuthStore
 from edge.service import Site
+from edge.web.app import make_app
 from tests.edge.conftest import POLICY, SITE_TOML
 from tests.edge.sites import open_site, until
 from tests.reliability import Reliability
@@ -158,3 +164,110 @@ async def test_past_the_spill_bound_presentations_are_refused_and_nothing_opens(
         assert alarm["detail"]["refused"] == len(refused) + 1
         assert alarm["detail"]["dropped"] == 0
         assert (await site.store.verify_chain()).ok
+
+
+# The child holds events on a full disk and prints each answer, then waits to be killed.
+CHILD = """
+import asyncio, sys
+from pathlib import Path
+from tests.edge.conftest import POLICY, SITE_TOML
+from tests.edge.sites import open_site
+from tests.edge.test_disk_full import fill
+
+async def main(disk):
+    async with open_site(Path(disk), SITE_TOML, POLICY) as site:
+        await asyncio.to_thread(fill, Path(disk))
+        for _ in range(4):
+            answer = await site.present("lobby-in", "pin", "4711")
+            print(answer["event_id"], answer["reason"], flush=True)
+        print("held", site.store.storage.held, flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_a_process_killed_while_holding_events_reports_them_lost_at_the_next_start(
+    small_disk: Path,
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        str(small_disk),
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        cwd=root,
+    )
+    assert proc.stdout is not None
+    lines = []
+    while not lines or not lines[-1].startswith("held"):
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line, "the child died before it was killed"
+        lines.append(line.strip())
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    assert lines[-1] == "held 4"
+    answered = [int(line.split()[0]) for line in lines[:-1]]
+    (small_disk / "fill").unlink()
+
+    async with site_on(small_disk) as site:
+        await until(lambda: site.health()["status"] == "ok", timeout=10)
+        (alarm,) = [a for a in await site.alarms() if a["kind"] == "storage_unavailable"]
+        assert alarm["detail"]["lost"] == 4
+        events = await all_events(site)
+        # the lost events never made it, and nothing after them pretends they did
+        assert all(e["seq"] < answered[0] or e["type"] == "alarm" for e in events)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert (await site.store.verify_chain()).ok
+        # memory is what was recorded: the 3 lost failures did not lock the reader
+        assert (await present(site, ANN_PIN))["reason"] == "granted"
+
+
+async def test_a_locked_database_is_an_io_fault_the_rest_api_answers_without_a_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real file fault (another process holds the write lock past the busy timeout:
+    sqlite3.OperationalError "database is locked") over the real REST API."""
+    monkeypatch.setattr("edge.store._db.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("edge.store._writer.RETRY_S", 0.05)
+    auth = AuthStore.open(":memory:")
+    headers = {"Authorization": f"Bearer {auth.create_token('admin', 't-admin')}"}
+    try:
+        async with (
+            site_on(tmp_path / "site") as site,
+            TestClient(TestServer(make_app(site, auth, tls=False))) as client,
+        ):
+            other = sqlite3.connect(site.store.path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            reader, kind, value = CARD
+            body = {"reader": reader, "kind": kind, "value": value}
+            resp = await client.post("/api/v1/presentations", json=body, headers=headers)
+            assert resp.status == 200
+            answer = await resp.json()
+            assert answer["granted"] is True
+            health = await (await client.get("/api/v1/health")).json()
+            assert health["status"] == "degraded"
+            assert health["degraded"] == ["storage"]
+            assert "locked" in health["storage"]["error"]
+            # a write that is not an event cannot be held: 503, saying why, no traceback
+            person = {"id": "p-new", "kind": "staff"}
+            resp = await client.put("/api/v1/people/p-new", json=person, headers=headers)
+            text = await resp.text()
+            assert resp.status == 503, text
+            assert (await resp.json())["error"]["code"] == "storage_unavailable"
+            assert "Traceback" not in text
+            other.execute("ROLLBACK")
+            other.close()
+            await until(lambda: site.health()["status"] == "ok", timeout=10)
+            health = await (await client.get("/api/v1/health")).json()
+            assert health["status"] == "ok"
+            assert health["degraded"] == []
+            events = await all_events(site)
+            assert answer["event_id"] in [e["seq"] for e in events]
+            (alarm,) = [a for a in await site.alarms() if a["kind"] == "storage_unavailable"]
+            assert alarm["detail"]["failed_writes"] == 1
+            assert (await site.store.verify_chain()).ok
+    finally:
+        auth.close()

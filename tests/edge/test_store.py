@@ -24,6 +24,7 @@ from edge.store import (
     StorageUnavailable,
     StoreQueryError,
 )
+from tests.reliability import Reliability
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -623,9 +624,11 @@ async def test_a_locked_database_holds_events_in_order_then_writes_them_with_an_
         assert not store.storage.ok
         assert store.storage.held == 2
         assert "locked" in (store.storage.error or "")
-        # a write that is not an event fails, saying why, and is counted
+        # an audit line is held too (what it records already happened) ...
+        await store.audit("admin:alice", "door.unlock", "door/gate")
+        # ... a write that is neither fails, saying why, and is counted
         with pytest.raises(StorageUnavailable, match="cannot be written now"):
-            await store.audit("admin:alice", "policy.apply", "policy")
+            await store.set_acknowledged(1)
         other.execute("ROLLBACK")
         other.close()
         for _ in range(200):
@@ -648,9 +651,11 @@ async def test_a_locked_database_holds_events_in_order_then_writes_them_with_an_
         (alarm,) = await store.query_alarms()
         assert alarm["kind"] == "storage_unavailable"
         assert alarm["event_seq"] == 4
-        assert alarm["detail"]["held"] == 2
+        assert alarm["detail"]["held"] == 3  # the two events and the audit line
         assert alarm["detail"]["failed_writes"] == 1
         assert alarm["detail"]["lost"] == 0
+        audit, _ = await store.query_audit()
+        assert [a["action"] for a in audit] == ["door.unlock"]
         assert (await store.verify_chain()).ok
 
 
@@ -703,3 +708,32 @@ async def test_anyone_can_recompute_the_chain_from_the_documented_rule(
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         prev = hashlib.sha256(prev.encode() + canonical.encode()).hexdigest()
         assert event["hash"] == prev
+
+
+async def test_a_burst_of_ten_thousand_events_is_logged_with_nothing_lost(
+    store: EdgeStore, reliability: Reliability
+) -> None:
+    n = reliability.scaled(10_000)
+    tasks: list[asyncio.Task[dict[str, Any]]] = []
+    for i in range(n):  # all in flight at once; created in slices so no callback runs long
+        tasks.append(asyncio.create_task(store.record_event(access(i))))
+        if i % 500 == 499:
+            await asyncio.sleep(0)
+    answers = await asyncio.gather(*tasks)
+    assert sorted(a["seq"] for a in answers) == list(range(1, n + 1))
+    events: list[dict[str, Any]] = []
+    seq = 0
+    while batch := await store.events_above(seq, 1000):
+        events += batch
+        seq = batch[-1]["seq"]
+    assert [e["seq"] for e in events] == list(range(1, n + 1))
+    assert sorted(e["detail"]["n"] for e in events) == list(range(n))
+    assert {a["seq"]: a for a in answers} == {e["seq"]: e for e in events}
+    assert (await store.verify_chain()).ok
+    reliability.row(
+        test="event burst",
+        load=f"{n} events recorded at once",
+        losses="0",
+        events=n,
+        commits=store.writer_stats.commits,
+    )
