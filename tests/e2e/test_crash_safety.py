@@ -147,11 +147,12 @@ async def check_log(db: Path, answers: list[dict[str, Any]]) -> dict[str, int]:
     uses = [e for e in access if e["result"] == "success" and e["detail"].get("temp_key")]
     assert len(uses) <= 2
     assert memory.get("tk:t-guest", 0) == len(uses)
-    failures = {
+    # a list: two presenters can fail within the same millisecond
+    failures = [
         datetime.fromisoformat(e["at"]).timestamp()
         for e in access
         if e["reader"] == "lobby-in" and e["reason"] == "unknown_credential"
-    }
+    ]
     for at in memory.get("pinfail:lobby-in") or []:
         assert any(abs(at - t) < 0.01 for t in failures), f"remembered failure {at} not logged"
     lock = memory.get("lock:lobby-in")
