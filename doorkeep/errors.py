@@ -59,6 +59,10 @@ class DeviceTimeout(DeviceError):
     """A device did not answer in time (after its retries)."""
 
 
+class StorageError(DoorkeepError):
+    """The site's database could not be written or read (disk full, I/O error, locked)."""
+
+
 class SyncError(DoorkeepError):
     """The cloud link or a bundle failed; the reason says which check refused it."""
 

@@ -25,6 +25,7 @@ from doorkeep.errors import (
     DoorkeepError,
     NotFound,
     PolicyError,
+    StorageError,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     DEVICE_UNAVAILABLE = "device_unavailable"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
     TIMEOUT = "timeout"
     INTERNAL_ERROR = "internal_error"
 
@@ -78,6 +80,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], int, ErrorCode], ...] = (
     (ForbiddenError, 403, ErrorCode.FORBIDDEN),
     (AuthError, 401, ErrorCode.UNAUTHORIZED),
     (DeviceError, 503, ErrorCode.DEVICE_UNAVAILABLE),
+    (StorageError, 503, ErrorCode.STORAGE_UNAVAILABLE),  # disk full: docs/storage.md
     (TimeoutError, 503, ErrorCode.TIMEOUT),  # e.g. no card presented while capturing
     (ConfigError, 422, ErrorCode.CONFIG_INVALID),
     (json.JSONDecodeError, 400, ErrorCode.BAD_JSON),

@@ -67,6 +67,9 @@ class Reason(StrEnum):
     ANTI_PASSBACK = "anti_passback"
     LOCKDOWN = "lockdown"
     CLOCK_UNTRUSTED = "clock_untrusted"
+    # Not decided by the engine: the site refuses before deciding when it can neither
+    # write nor hold another event (docs/storage.md), so nothing opens unrecorded.
+    STORAGE_UNAVAILABLE = "storage_unavailable"
 
 
 #: What a reader may present: every credential kind of the policy document, listed once in

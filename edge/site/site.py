@@ -33,7 +33,7 @@ from typing import Any
 from doorkeep import __version__
 from doorkeep.errors import NotFound
 from edge.config import SiteConfig, load_site_config
-from edge.core.decide import Decision, Presentation, SiteState, decide
+from edge.core.decide import Decision, Presentation, Reason, SiteState, decide
 from edge.core.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec
 from edge.hardware import Hardware, NullHardware
 from edge.site.capture import Captures
@@ -42,9 +42,12 @@ from edge.site.doors import Doors
 from edge.site.log import EventLog
 from edge.site.metrics import BUS_OUTCOMES, BoardReading, Component, Readings, SiteMetrics
 from edge.site.policy import SitePolicy
-from edge.store import EdgeStore
+from edge.store import EdgeStore, StorageUnavailable
 
 SECRET_FILE = Path("keys") / "site.secret"
+# While storage fails, a presentation is refused unless the spill queue can still hold
+# this many events: its own access event plus the door events and alarms it may cause.
+EVENT_RESERVE = 8
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,7 @@ class Site:
         self.door_control.clock_trusted = self.clock_guard.trusted
         # (policy version, when this process first saw it in force): doorkeep_policy_age
         self._policy_seen: tuple[int, datetime] = (self.snapshot.version, self.clock())
+        store.on_storage_alarm = self._storage_alarm
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -147,7 +151,7 @@ class Site:
         data_dir.mkdir(parents=True, exist_ok=True)
         secret = load_or_create_secret(data_dir)
         async with (
-            EdgeStore.open(data_dir / "doorkeep.db", site_id=config.site.id) as store,
+            EdgeStore.open(data_dir / "doorkeep.db", site_id=config.site.id, tz=config.tz) as store,
             (Hardware if with_hardware else NullHardware).open(
                 config, start=start_hardware
             ) as hardware,
@@ -184,14 +188,18 @@ class Site:
 
     def health(self) -> dict[str, Any]:
         """Every component with a reason when not ok; ``status`` is ``degraded`` unless
-        all are ok (``doorkeep status`` prints this)."""
+        all are ok, and ``degraded`` names the failing ones (``doorkeep status`` prints
+        this); ``storage`` is the store's state, with its spill queue during an outage."""
         components = [c for part in COMPONENTS for c in part(self)]
+        degraded = [c.name for c in components if not c.ok]
         return {
-            "status": "ok" if all(c.ok for c in components) else "degraded",
+            "status": "degraded" if degraded else "ok",
             "site": self.site_id,
             "version": self.version,
             "policy_version": self.snapshot.version,
             "clock_ok": self.clock_guard.trusted(),
+            "degraded": degraded,
+            "storage": self.store.storage.as_dict(),
             "components": [c.as_dict() for c in components],
         }
 
@@ -211,11 +219,22 @@ class Site:
             policy_age_s=(now - self._policy_seen[1]).total_seconds(),
             alarms_open=len(alarms),
             outbox_backlog=backlog,
-            storage_ok=_store(self)[0].ok,
+            storage_ok=self.store.storage.ok,
             clock_trusted=self.clock_guard.trusted(),
             boards=tuple(_board_readings(self)),
         )
         return self.metrics.render(readings)
+
+    def _storage_alarm(self, recorded: dict[str, Any]) -> None:
+        """The store recorded a storage_unavailable alarm (storage is back): publish it."""
+        self.log.publish("event", recorded["event"])
+        self.log.publish("alarm", recorded["alarm"])
+        if self.sync is not None:
+            self.sync.poke()
+
+    def _cannot_record(self) -> bool:
+        """Storage fails and the spill queue is (nearly) full: refuse, fail secure."""
+        return not self.store.storage.ok and self.store.event_room() < EVENT_RESERVE
 
     # --- presentations ---------------------------------------------------------------
 
@@ -254,6 +273,18 @@ class Site:
             if at.tzinfo is None:
                 raise ValueError("'at' needs a UTC offset, e.g. 2026-11-17T14:00:00+01:00")
         self.captures.offer(reader, kind, value)
+        if self._cannot_record():
+            # Nothing can be recorded: no door opens and no memory changes.
+            self.store.note_refused()
+            return self.metrics.presented(started, {
+                "granted": False,
+                "reason": str(Reason.STORAGE_UNAVAILABLE),
+                "result": "failed",
+                "door": self.snapshot.readers[reader].door,
+                "person": None,
+                "event_id": None,
+                "floors": [],
+            })  # fmt: skip
         # the guard judges the real clocks (and may record its alarm) before the decision
         clock_ok = await self.clock_guard.check()
         now = at or self.clock()
@@ -288,32 +319,38 @@ class Site:
             credential_kind=kind,
             detail=detail,
         )
-        stored = await self.log.record(event, rows)
-        if outcome is not None:  # the door events the grant caused, after the grant
-            await self.door_control.record(outcome)
-        if decision.duress:
-            await self.log.raise_alarm(
-                "duress",
-                source=decision.door or reader,
-                door=decision.door,
-                detail={"person": decision.person, "event_seq": stored["seq"]},
-            )
-        if decision.pin_guessing is not None:  # once per episode (edge/core/model.py)
-            guessing = decision.pin_guessing
-            await self.log.raise_alarm(
-                "pin_guessing",
-                source=reader,
-                door=decision.door,
-                detail={
-                    "reader": reader,
-                    "wrong_pins_last_hour": guessing.wrong_pins_last_hour,
-                    "lockouts": guessing.lockouts,
-                    "locked_until": datetime.fromtimestamp(guessing.locked_until, UTC)
-                    .astimezone(self.tz)
-                    .isoformat(),
-                    "event_seq": stored["seq"],
-                },
-            )
+        stored: dict[str, Any] = {"seq": None}
+        try:
+            # Durable, or held in order while storage fails (docs/storage.md); this
+            # raises only past the spill bound, which _cannot_record keeps us from.
+            stored = await self.log.record(event, rows)
+            if outcome is not None:  # the door events the grant caused, after the grant
+                await self.door_control.record(outcome)
+            if decision.duress:
+                await self.log.raise_alarm(
+                    "duress",
+                    source=decision.door or reader,
+                    door=decision.door,
+                    detail={"person": decision.person, "event_seq": stored["seq"]},
+                )
+            if decision.pin_guessing is not None:  # once per episode (edge/core/model.py)
+                guessing = decision.pin_guessing
+                await self.log.raise_alarm(
+                    "pin_guessing",
+                    source=reader,
+                    door=decision.door,
+                    detail={
+                        "reader": reader,
+                        "wrong_pins_last_hour": guessing.wrong_pins_last_hour,
+                        "lockouts": guessing.lockouts,
+                        "locked_until": datetime.fromtimestamp(guessing.locked_until, UTC)
+                        .astimezone(self.tz)
+                        .isoformat(),
+                        "event_seq": stored["seq"],
+                    },
+                )
+        except StorageUnavailable as err:  # counted as dropped in the outage's alarm
+            log.error("presentation at %s not recorded: %s", reader, err)  # noqa: TRY400
         return self.metrics.presented(started, {
             "granted": decision.granted and result == "success",
             "reason": str(decision.reason)
@@ -439,9 +476,14 @@ ALARMS_COUNTED = 1000
 
 
 def _store(site: Site) -> list[Component]:
-    failed = site.store.writer_stats.failed_commits
-    reason = f"{failed} commits to the event store failed; see the gateway log" if failed else ""
-    return [Component("store", not failed, reason)]
+    storage = site.store.storage
+    if storage.ok:
+        return [Component("storage", True, "")]
+    reason = (
+        f"storage unavailable since {storage.since} ({storage.error}); {storage.held} of "
+        f"{storage.limit} events held in memory, written when storage returns"
+    )
+    return [Component("storage", False, reason)]
 
 
 def _buses(site: Site) -> list[Component]:

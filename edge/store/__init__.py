@@ -17,16 +17,20 @@ from edge.store._policy import PolicyState
 from edge.store._policy import read_only as read_policy
 from edge.store._schema import LATEST as SCHEMA_VERSION
 from edge.store._schema import SchemaTooNewError
-from edge.store._store import EdgeStore
+from edge.store._store import STORAGE_ALARM, EdgeStore
+from edge.store._writer import StorageStatus, StorageUnavailable
 
 __all__ = [
     "SCHEMA_VERSION",
+    "STORAGE_ALARM",
     "AuditEntry",
     "ChainReport",
     "EdgeStore",
     "PolicyState",
     "SchemaTooNewError",
     "SensitiveDataError",
+    "StorageStatus",
+    "StorageUnavailable",
     "StoreError",
     "StoreQueryError",
     "event_hash",

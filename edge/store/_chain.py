@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from doorkeep.errors import DoorkeepError
+from doorkeep.errors import DoorkeepError, StorageError
 from doorkeep.policydoc import canonical_json
 
 # The event shape of INTERFACES.md, in column order.
@@ -45,7 +45,7 @@ _REQUIRED: tuple[str, ...] = ("at", "type", "action", "result")
 SENSITIVE_KEYS: frozenset[str] = frozenset({"value", "pin", "code", "card"})
 
 
-class StoreError(DoorkeepError):
+class StoreError(StorageError):
     """The database could not be read or written (disk full, I/O error, locked by
     another process for longer than the busy timeout). The cause is chained."""
 

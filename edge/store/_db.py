@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from doorkeep.errors import Conflict, DoorkeepError
 from edge.store import _schema
+from edge.store._spill import Marker
 from edge.store._writer import Writer, WriterStats
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class Database:
         self.site_id = site_id
         self.conn: sqlite3.Connection | None = None
         self.writer: Writer | None = None
+        self.marker = Marker(self.path.with_name(self.path.name + ".spill"))
         self._reads = _ReadPool(self.path)
 
     def open_sync(self) -> dict[str, str]:
@@ -146,10 +148,11 @@ class Database:
             )
         return meta
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the writer thread on the opened connection."""
+    def start(self, loop: asyncio.AbstractEventLoop, **spill: Any) -> None:
+        """Start the writer thread on the opened connection (``spill``: its spill-queue
+        fields, see ``Writer``)."""
         assert self.conn is not None
-        self.writer = Writer(self.conn, loop)
+        self.writer = Writer(self.conn, loop, marker=self.marker, **spill)
         self.writer.start()
 
     async def close(self) -> None:
@@ -158,6 +161,7 @@ class Database:
         if self.writer is not None:
             await self.writer.close()
         self._reads.close()
+        self.marker.close()
         if self.conn is not None:
             self.conn.close()
 
@@ -171,11 +175,13 @@ class Database:
         self,
         work: Callable[[sqlite3.Connection], T],
         on_commit: Callable[[T], None] | None = None,
+        hold: Callable[[tuple[int, str]], tuple[T, tuple[int, str]]] | None = None,
     ) -> T:
-        """Run ``work`` on the writer thread; returns once it is durable."""
+        """Run ``work`` on the writer thread; returns once it is durable, or held
+        (with ``hold``, while storage fails: see ``Writer.submit``)."""
         if self.writer is None:
             raise RuntimeError("EdgeStore used outside `async with EdgeStore.open(...)`")
-        return await self.writer.submit(work, on_commit)
+        return await self.writer.submit(work, on_commit, hold)
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on a read connection in a worker thread."""

@@ -19,22 +19,33 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from edge.store import _alarms, _audit, _chain, _db, _events, _policy, _state
+from edge.store import _alarms, _audit, _chain, _db, _events, _policy, _state, _writer
 from edge.store._audit import AuditEntry
 from edge.store._chain import StoreQueryError
 from edge.store._query import page_limit
+from edge.store._spill import Outage, iso
+from edge.store._writer import StorageStatus
 
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import AsyncIterator, Callable, Mapping
+    from datetime import tzinfo
 
     from edge.store._events import ChainReport
     from edge.store._policy import PolicyState
     from edge.store._writer import WriterStats
+
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The alarm (and its event) the store records when storage returns after an outage.
+STORAGE_ALARM = "storage_unavailable"
 
 
 def _utcnow() -> datetime:
@@ -50,15 +61,25 @@ class EdgeStore:
         *,
         site_id: str,
         clock: Callable[[], datetime] = _utcnow,
+        tz: tzinfo | None = None,
+        spill_limit: int | None = None,
     ) -> None:
         """Prefer ``EdgeStore.open``; the constructor does no I/O."""
         self.path = Path(path)
         self.site_id = site_id
         self.epoch = ""
         self._clock = clock
+        self._tz = tz or UTC
         self._db = _db.Database(self.path, site_id=site_id)
         self._state: dict[str, Any] = {}
         self._acknowledged = 0
+        self._spill_limit = _writer.SPILL_LIMIT if spill_limit is None else spill_limit
+        self._status = StorageStatus(limit=self._spill_limit)
+        self._in_flight = 0  # event writes submitted and not answered yet
+        self._outage_at_open: Outage | None = None
+        # Called on the loop with {"alarm": ..., "event": ...} when the store recorded
+        # a storage_unavailable alarm (the Site publishes it).
+        self.on_storage_alarm: Callable[[dict[str, Any]], None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -70,12 +91,29 @@ class EdgeStore:
         *,
         site_id: str,
         clock: Callable[[], datetime] = _utcnow,
+        tz: tzinfo | None = None,
+        spill_limit: int | None = None,
     ) -> AsyncIterator[EdgeStore]:
-        """Create or migrate the database at ``path`` and run its writer thread."""
-        store = cls(path, site_id=site_id, clock=clock)
+        """Create or migrate the database at ``path`` and run its writer thread.
+
+        ``tz`` is the zone of the times in the events the store writes itself (the
+        ``storage_unavailable`` alarm); ``spill_limit`` bounds the events held in
+        memory while storage fails (``SPILL_LIMIT``).
+        """
+        store = cls(path, site_id=site_id, clock=clock, tz=tz, spill_limit=spill_limit)
         try:
             await asyncio.to_thread(store._open_sync)
-            store._db.start(asyncio.get_running_loop())
+            store._db.start(
+                asyncio.get_running_loop(),
+                epoch=store.epoch,
+                head_of=lambda conn: _events.head(conn, store.epoch),
+                recover=store._record_outage,
+                on_status=store._set_status,
+                on_recovered=store._recovered,
+                outage=store._outage_at_open,
+                limit=store._spill_limit,
+                clock=store._now,
+            )
             yield store
         finally:
             await store._db.close()
@@ -85,6 +123,71 @@ class EdgeStore:
         self.epoch = meta["epoch"]
         self._acknowledged = int(meta.get("acknowledged", 0))
         self._state = self._db.read_sync(_state.load_site_state)
+        outage = self._db.marker.open()
+        if outage is not None and outage.epoch == self.epoch:
+            head_seq, _ = self._db.read_sync(lambda conn: _events.head(conn, self.epoch))
+            outage.lost = max(0, outage.high_seq - head_seq)
+            if outage.lost:
+                _log.error(
+                    "%d event(s) held in memory during a storage outage since %s were lost "
+                    "when the process stopped; recording a %s alarm",
+                    outage.lost,
+                    outage.since,
+                    STORAGE_ALARM,
+                )
+            self._outage_at_open = outage
+            self._status = StorageStatus(
+                ok=False, limit=self._spill_limit, since=outage.since, error=outage.error
+            )
+
+    # --- storage health (docs/storage.md, *When storage fails*) ----------------------
+
+    @property
+    def storage(self) -> StorageStatus:
+        """ok, or the open outage: events held in memory, dropped, refused."""
+        return self._status
+
+    def event_room(self) -> int:
+        """How many more events the spill queue could hold now (counting those in flight)."""
+        return self._spill_limit - self._status.held - self._in_flight
+
+    def note_refused(self) -> None:
+        """Count a presentation the site refused because nothing more could be held."""
+        if self._db.writer is not None:
+            self._db.writer.note_refused()
+
+    def _set_status(self, status: StorageStatus) -> None:
+        self._status = status
+
+    def _recovered(self, recorded: dict[str, Any]) -> None:
+        if self.on_storage_alarm is not None:
+            self.on_storage_alarm(recorded)
+
+    def _record_outage(self, conn: sqlite3.Connection, outage: Outage) -> dict[str, Any]:
+        """Writer thread: the outage's alarm and its ``alarm`` event, in the transaction
+        that wrote the held events."""
+        now = self._now()
+        detail = outage.detail()
+        event = _chain.normalise_event(
+            {
+                "at": iso(now.astimezone(self._tz)),
+                "type": "alarm",
+                "action": STORAGE_ALARM,
+                "result": "failed",
+                "reason": "storage_unavailable",
+                "detail": {"source": "store", **detail},
+            }
+        )
+        stored = _events.insert(conn, event, self.epoch)
+        alarm = _alarms.insert(
+            conn,
+            kind=STORAGE_ALARM,
+            source="store",
+            moment=now,
+            detail_json=_db.dumps(detail),
+            event_seq=stored["seq"],
+        )
+        return {"alarm": alarm, "event": stored}
 
     @property
     def writer_stats(self) -> WriterStats:
@@ -163,7 +266,20 @@ class EdgeStore:
             _state.write_memory(conn, memory)
             return out
 
-        return await self._db.write(work)
+        return await self._write_event(work, lambda head: _held_event(stored, epoch, head))
+
+    async def _write_event(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        hold: Callable[[tuple[int, str]], tuple[T, tuple[int, str]]],
+        on_commit: Callable[[T], None] | None = None,
+    ) -> T:
+        """A write that is held in the spill queue while storage fails."""
+        self._in_flight += 1
+        try:
+            return await self._db.write(work, on_commit, hold=hold)
+        finally:
+            self._in_flight -= 1
 
     async def query_events(
         self,
@@ -282,7 +398,9 @@ class EdgeStore:
     ) -> None:
         """Append one operation-log line (who did what to which target)."""
         entry = AuditEntry(actor, action, target, detail)
-        await self._db.write(lambda conn: _audit.insert(conn, entry, self._now()))
+        at = self._now()
+        # Held like an event while storage fails: the action it records already happened.
+        await self._write_event(lambda conn: _audit.insert(conn, entry, at), _hold_nothing)
 
     async def query_audit(
         self,
@@ -340,7 +458,28 @@ class EdgeStore:
                 event_seq=seq,
             )
 
-        return await self._db.write(work)
+        def hold(head: tuple[int, str]) -> tuple[dict[str, Any], tuple[int, str]]:
+            # Held: the alarm record has no id yet; its event has its seq.
+            seq = None
+            if stored is not None:
+                event, head = _held_event(stored, epoch, head)
+                seq = event["seq"]
+            alarm = {
+                "id": None,
+                "kind": kind,
+                "source": source,
+                "at": moment.isoformat(),
+                "detail": json.loads(detail_json),
+                "event_seq": seq,
+                "resolved_at": None,
+                "resolved_by": None,
+                "note": None,
+                "resolved": False,
+                "held": True,
+            }
+            return alarm, head
+
+        return await self._write_event(work, hold)
 
     async def resolve_alarm(self, alarm_id: int, *, actor: str, note: str = "") -> dict[str, Any]:
         """Close an alarm; NotFound when it does not exist, Conflict when already closed."""
@@ -381,8 +520,28 @@ class EdgeStore:
             else:
                 self._state[key] = decoded
 
-        await self._db.write(lambda conn: _state.write_site_state(conn, key, encoded), done)
+        # Held while storage fails (emergency state follows the doors, which already
+        # moved); the in-memory view changes once it is written.
+        await self._write_event(
+            lambda conn: _state.write_site_state(conn, key, encoded), _hold_nothing, done
+        )
 
     def get_state(self, key: str, default: Any = None) -> Any:
         """The last committed value of ``key`` (a copy-free read of the in-memory view)."""
         return self._state.get(key, default)
+
+
+def _held_event(
+    stored: dict[str, Any], epoch: str, head: tuple[int, str]
+) -> tuple[dict[str, Any], tuple[int, str]]:
+    """The event ``_events.insert`` will write after ``head``, and the head after it."""
+    seq, prev = head
+    event = dict(stored, seq=seq + 1)
+    event["hash"] = _chain.event_hash(prev, event)
+    event["epoch"] = epoch
+    return event, (event["seq"], event["hash"])
+
+
+def _hold_nothing(head: tuple[int, str]) -> tuple[None, tuple[int, str]]:
+    """A held write that is not an event: no result, the chain head unchanged."""
+    return None, head

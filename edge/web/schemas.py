@@ -73,7 +73,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["status", "site", "version", "policy_version", "clock_ok"],
         "properties": {
-            "status": _STR,
+            "status": {"enum": ["ok", "degraded"]},
             "site": _STR,
             "version": _STR,
             "policy_version": {"type": ["integer", "null"]},
@@ -84,6 +84,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "type": "object",
                     "required": ["name", "ok", "reason"],
                     "properties": {"name": _STR, "ok": {"type": "boolean"}, "reason": _STR},
+                },
+            },
+            # the parts that fail, e.g. ["storage"] (docs/storage.md); empty when ok
+            "degraded": {"type": "array", "items": _STR},
+            "storage": {
+                "type": "object",
+                "required": ["ok", "held", "limit"],
+                "properties": {
+                    "ok": {"type": "boolean"},
+                    "held": {"type": "integer", "minimum": 0},
+                    "limit": {"type": "integer", "minimum": 0},
                 },
             },
         },

@@ -109,7 +109,7 @@ def test_status_names_every_component_and_fails_when_a_board_or_the_daemon_is_go
     out = status_until(eth_daemon, 0)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.startswith("site demo: ok")
-    for name in ("store", "bus ", "board relays-a", "board eth", "reader gate-in", "clock"):
+    for name in ("storage", "bus ", "board relays-a", "board eth", "reader gate-in", "clock"):
         assert name in out.stdout, out.stdout
     assert "FAIL" not in out.stdout
     as_json = json.loads(status(eth_daemon, "--json").stdout)

@@ -111,7 +111,7 @@ async def test_a_board_taken_offline_shows_in_metrics_and_health(
     health = await scraper.health()
     assert health["status"] == "ok", health
     names = {c["name"] for c in health["components"]}
-    assert {"store", "bus rs485-1", "board doors", "board spare", "clock"} <= names
+    assert {"storage", "bus rs485-1", "board doors", "board spare", "clock"} <= names
     assert {"reader gate-in", "reader lobby-in"} <= names
 
     site.hw.sims["rs485-1"].board(3).offline = True  # the board at address 3 goes silent

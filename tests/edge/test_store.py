@@ -21,9 +21,10 @@ from edge.store import (
     AuditEntry,
     EdgeStore,
     SensitiveDataError,
-    StoreError,
+    StorageUnavailable,
     StoreQueryError,
 )
+from tests.reliability import Reliability
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -609,19 +610,52 @@ async def test_online_backup_is_a_consistent_openable_copy(tmp_path: Path) -> No
         assert memory == {}
 
 
-async def test_a_locked_database_fails_the_write_with_store_error_then_recovers(
+async def test_a_locked_database_holds_events_in_order_then_writes_them_with_an_alarm(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("edge.store._db.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("edge.store._writer.RETRY_S", 0.05)
     async with EdgeStore.open(db_path, site_id="demo") as store:
         await store.record_event(access(0))
         other = raw(db_path)  # e.g. a maintenance tool holding the write lock
         other.execute("BEGIN IMMEDIATE")
-        with pytest.raises(StoreError, match="locked"):
-            await store.record_event(access(1))
+        held = [await store.record_event(access(i)) for i in (1, 2)]
+        assert [e["seq"] for e in held] == [2, 3]
+        assert not store.storage.ok
+        assert store.storage.held == 2
+        assert "locked" in (store.storage.error or "")
+        # an audit line is held too (what it records already happened) ...
+        await store.audit("admin:alice", "door.unlock", "door/gate")
+        # ... a write that is neither fails, saying why, and is counted
+        with pytest.raises(StorageUnavailable, match="cannot be written now"):
+            await store.set_acknowledged(1)
         other.execute("ROLLBACK")
         other.close()
-        assert (await store.record_event(access(2)))["seq"] == 2
+        for _ in range(200):
+            if store.storage.ok:
+                break
+            await asyncio.sleep(0.02)
+        assert store.storage.ok
+        after = await store.record_event(access(3))
+        events = await store.events_above(0, 100)
+        assert [(e["seq"], e["action"]) for e in events] == [
+            (1, "card"),
+            (2, "card"),
+            (3, "card"),
+            (4, "storage_unavailable"),
+            (5, "card"),
+        ]
+        # the held events were written exactly as the callers were told
+        assert events[1:3] == held
+        assert after["seq"] == 5
+        (alarm,) = await store.query_alarms()
+        assert alarm["kind"] == "storage_unavailable"
+        assert alarm["event_seq"] == 4
+        assert alarm["detail"]["held"] == 3  # the two events and the audit line
+        assert alarm["detail"]["failed_writes"] == 1
+        assert alarm["detail"]["lost"] == 0
+        audit, _ = await store.query_audit()
+        assert [a["action"] for a in audit] == ["door.unlock"]
         assert (await store.verify_chain()).ok
 
 
@@ -631,7 +665,12 @@ async def test_database_files_are_private_and_the_writer_thread_ends(tmp_path: P
         await store.record_event(access(0))
         modes = {f.name: f.stat().st_mode & 0o777 for f in tmp_path.iterdir()}
         assert any(t.name == "doorkeep-store-writer" for t in threading.enumerate())
-    assert modes == {"private.db": 0o600, "private.db-wal": 0o600, "private.db-shm": 0o600}
+    assert modes == {
+        "private.db": 0o600,
+        "private.db-wal": 0o600,
+        "private.db-shm": 0o600,
+        "private.db.spill": 0o600,  # the storage-outage marker (docs/storage.md)
+    }
     assert not any(t.name == "doorkeep-store-writer" for t in threading.enumerate())
 
 
@@ -669,3 +708,32 @@ async def test_anyone_can_recompute_the_chain_from_the_documented_rule(
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         prev = hashlib.sha256(prev.encode() + canonical.encode()).hexdigest()
         assert event["hash"] == prev
+
+
+async def test_a_burst_of_ten_thousand_events_is_logged_with_nothing_lost(
+    store: EdgeStore, reliability: Reliability
+) -> None:
+    n = reliability.scaled(10_000)
+    tasks: list[asyncio.Task[dict[str, Any]]] = []
+    for i in range(n):  # all in flight at once; created in slices so no callback runs long
+        tasks.append(asyncio.create_task(store.record_event(access(i))))
+        if i % 500 == 499:
+            await asyncio.sleep(0)
+    answers = await asyncio.gather(*tasks)
+    assert sorted(a["seq"] for a in answers) == list(range(1, n + 1))
+    events: list[dict[str, Any]] = []
+    seq = 0
+    while batch := await store.events_above(seq, 1000):
+        events += batch
+        seq = batch[-1]["seq"]
+    assert [e["seq"] for e in events] == list(range(1, n + 1))
+    assert sorted(e["detail"]["n"] for e in events) == list(range(n))
+    assert {a["seq"]: a for a in answers} == {e["seq"]: e for e in events}
+    assert (await store.verify_chain()).ok
+    reliability.row(
+        test="event burst",
+        load=f"{n} events recorded at once",
+        losses="0",
+        events=n,
+        commits=store.writer_stats.commits,
+    )
