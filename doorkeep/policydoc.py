@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import hmac
 import json
 import re
 from collections.abc import Collection, Iterator, Mapping
@@ -29,7 +28,17 @@ from typing import Any
 import jsonschema_rs
 
 from doorkeep import cards
+from doorkeep.credhash import credential_hmac, duress_pin, hash_document
 from doorkeep.errors import PolicyError, PolicyIssue
+from doorkeep.policytext import MAX_DEPTH, loads, text_issues
+
+__all__ = [
+    "MAX_DEPTH",
+    "credential_hmac",
+    "duress_pin",
+    "hash_document",
+    "loads",
+]  # and everything public below
 
 FORMAT = "doorkeep.policy/1"
 
@@ -129,56 +138,6 @@ def canonical_document(doc: Mapping[str, Any]) -> dict[str, Any]:
 def policy_digest(hashed_doc: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` of the canonical hashed document: equal policies, equal digests."""
     return "sha256:" + hashlib.sha256(canonical_json(canonical_document(hashed_doc))).hexdigest()
-
-
-# --- credential hashing -------------------------------------------------------------
-
-
-def credential_hmac(secret: bytes, kind: str, value: str) -> str:
-    """The at-rest key of a credential value: HMAC-SHA256 over ``kind:normalised``.
-
-    Temp-key PINs share the ``pin`` namespace (they start with 9, people's PINs never do)
-    and temp-key QR codes the ``qr`` one, so one lookup finds either.
-    """
-    norm = cards.normalise(kind, value)
-    space = "pin" if kind == "pin" else kind
-    return hmac.new(secret, f"{space}:{norm}".encode(), hashlib.sha256).hexdigest()
-
-
-def duress_pin(pin: str) -> str:
-    """The duress form of a PIN: the PIN plus one, same length (1234 -> 1235)."""
-    return str(int(pin) + 1).zfill(len(pin))
-
-
-def hash_document(doc: Mapping[str, Any], secret: bytes) -> dict[str, Any]:
-    """A copy of ``doc`` with every plaintext credential replaced by its HMAC.
-
-    Raises PolicyError (with every problem) when a value cannot be normalised; the
-    messages never repeat a value.
-    """
-    out = copy.deepcopy(dict(doc))
-    issues: list[PolicyIssue] = []
-    for cred in out.get("credentials") or []:
-        if "value" not in cred:
-            continue
-        value = cred.pop("value")
-        try:
-            cred["value_hmac"] = credential_hmac(secret, cred["kind"], value)
-            if cred["kind"] == "pin":
-                cred["duress_hmac"] = credential_hmac(secret, "pin", duress_pin(value))
-        except (ValueError, KeyError) as err:
-            issues.append(PolicyIssue(f"credentials/{cred.get('id')}", "value", str(err)))
-    for key in out.get("temp_keys") or []:
-        if "code" not in key:
-            continue
-        code = key.pop("code")
-        try:
-            key["code_hmac"] = credential_hmac(secret, key["kind"], code)
-        except (ValueError, KeyError) as err:
-            issues.append(PolicyIssue(f"temp_keys/{key.get('id')}", "code", str(err)))
-    if issues:
-        raise PolicyError(f"{len(issues)} credential value(s) are malformed", issues)
-    return out
 
 
 # --- validation ----------------------------------------------------------------------
@@ -583,108 +542,14 @@ def _prefixed(mapping: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 # -- decoding ------------------------------------------------------------------------------
 
-# A policy document is at most ~6 levels deep; anything far deeper is hostile or broken,
-# and refusing it before parsing keeps the parser's recursion away from its limit.
-MAX_DEPTH = 32
-# The brackets that open and close a level, and the strings that may hold brackets. An
-# unterminated string runs to the end, so no quote is scanned twice (linear time).
-_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]')
 
-
-def _json_depth(text: str, limit: int) -> int:
-    """The nesting depth of JSON ``text``, counting no further than ``limit + 1``."""
-    depth = deepest = 0
-    for m in _JSON_TOKENS.finditer(text):
-        mark = m.group()
-        if mark in ("[", "{"):
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    break
-        elif mark in ("]", "}"):
-            depth -= 1
-    return deepest
-
-
-def loads(data: bytes | str, *, source: str = "the document") -> Any:
-    """Parse the JSON text of a policy document (UTF-8 bytes or text).
-
-    Raises :class:`PolicyError` with one message that says what to change when the
-    bytes are not UTF-8, the text is not JSON or it nests deeper than ``MAX_DEPTH``.
-    Strings that hold lone surrogates parse; :func:`validate_document` reports them.
-    """
-    if isinstance(data, bytes):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise PolicyError(
-                f"{source}: not UTF-8 text (byte {err.start} is 0x{data[err.start]:02x}); "
-                "save the file as UTF-8"
-            ) from None
-    else:
-        text = data
-    if _json_depth(text, MAX_DEPTH) > MAX_DEPTH:
-        raise PolicyError(
-            f"{source}: nested more than {MAX_DEPTH} levels deep; a policy document "
-            "needs at most 6 levels"
-        )
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise PolicyError(
-            f"{source}: not JSON: {err.msg} at line {err.lineno} column {err.colno}"
-        ) from None
-
-
-def _is_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _text_issues(doc: Mapping[str, Any]) -> list[PolicyIssue]:
-    """A problem for every string that is not Unicode text (a lone surrogate from a
-    ``\\ud800`` escape) and for nesting deeper than ``MAX_DEPTH``; iterative, so a
-    hostile document cannot exhaust the stack. Names and paths are shown escaped."""
-    issues: list[PolicyIssue] = []
-    stack: list[tuple[Any, list[str | int]]] = [(doc, [])]
-    while stack and len(issues) < 20:
-        value, path = stack.pop()
-        if len(path) > MAX_DEPTH:
-            issues.append(PolicyIssue("document", "-", f"nested more than {MAX_DEPTH} levels deep"))
-            break
-        if isinstance(value, dict):
-            for k, v in value.items():
-                if isinstance(k, str) and not _is_text(k):
-                    issues.append(_surrogate_issue(doc, [*path, k], "a key"))
-                stack.append((v, [*path, k]))
-        elif isinstance(value, list):
-            stack.extend((v, [*path, i]) for i, v in enumerate(value))
-        elif isinstance(value, str) and not _is_text(value):
-            issues.append(_surrogate_issue(doc, path, "the value"))
-    return issues
-
-
-def _surrogate_issue(doc: Mapping[str, Any], path: list[str | int], what: str) -> PolicyIssue:
-    def shown(part: object) -> str:
-        return ascii(part)[1:-1] if isinstance(part, str) else str(part)
-
-    entity, field = "document", ".".join(shown(p) for p in path) or "-"
+def _entity_of(doc: Mapping[str, Any], path: list[str | int]) -> str | None:
     if len(path) >= 2 and path[0] in ENTITY_KINDS and isinstance(path[1], int):
         kind = str(path[0])
         item = doc[kind][path[1]]
         key = entity_key(kind, item) if isinstance(item, dict) else str(path[1])
-        entity = f"{kind}/{shown(key)}"
-        field = ".".join(shown(p) for p in path[2:]) or "-"
-    return PolicyIssue(
-        entity,
-        field,
-        f"{what} holds a lone surrogate (an unpaired \\ud800-\\udfff escape), "
-        "which is not a character; write the character itself or its escape pair",
-    )
+        return f"{kind}/{key}"
+    return None
 
 
 def validate_document(
@@ -698,7 +563,7 @@ def validate_document(
     """
     if not isinstance(doc, dict):
         return [PolicyIssue("document", "-", "a policy document must be a JSON object")]
-    issues = _text_issues(doc)
+    issues = text_issues(doc, _entity_of)
     if issues:  # the schema validator and the messages below need real text
         return issues
     issues = _schema_issues(doc)
