@@ -97,13 +97,23 @@ class Enrollment:
         )
 
 
-async def enroll(url: str, code: str, *, timeout_s: float = 30.0) -> Enrollment:
-    """Pair with the cloud at ``url`` using a one-time ``code`` (``doorkeep enroll``)."""
+async def enroll(
+    url: str, code: str, *, adopt: dict[str, Any] | None = None, timeout_s: float = 30.0
+) -> Enrollment:
+    """Pair with the cloud at ``url`` using a one-time ``code`` (``doorkeep enroll``).
+
+    ``adopt`` (``{"secret": hex, "document": hashed policy, "version": int}``) offers a
+    working site's policy and HMAC secret for the cloud to adopt; the returned
+    ``Enrollment.secret`` says which secret the site must use from now on.
+    """
     base = url.rstrip("/")
+    body: dict[str, Any] = {"code": code}
+    if adopt is not None:
+        body["adopt"] = adopt
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http,
-            http.post(f"{base}/api/v1/enroll", json={"code": code}) as resp,
+            http.post(f"{base}/api/v1/enroll", json=body) as resp,
         ):
             body = await resp.json(content_type=None)
             if resp.status == 401:

@@ -35,8 +35,13 @@ async def enroll_handler(request: web.Request) -> web.Response:
         return error_response(
             400, ErrorCode.BAD_REQUEST, 'send {"code": "<enrollment code>"}', "code"
         )
+    adopt = body.get("adopt") if isinstance(body, dict) else None
+    if adopt is not None and not isinstance(adopt, dict):
+        return error_response(
+            400, ErrorCode.BAD_REQUEST, '"adopt" must be {"secret","document","version"}', "adopt"
+        )
     try:
-        return web.json_response(await request.app[STORE].enroll(code))
+        return web.json_response(await request.app[STORE].enroll(code, adopt))
     except AuthError:
         limiter.failed(who)
         raise

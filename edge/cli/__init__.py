@@ -19,7 +19,7 @@ from typing import Any
 from doorkeep import __version__
 from doorkeep.errors import ConfigError, DoorkeepError, PolicyError
 from edge.cli._common import UserError
-from edge.cli.cloud import cmd_cloud, cmd_enroll
+from edge.cli.cloud import cmd_cloud, cmd_enroll, cmd_unenroll
 from edge.cli.hardware import cmd_boards, cmd_bus_scan, cmd_discover, cmd_relay_test
 from edge.cli.policy import (
     cmd_decide,
@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("enroll", cmd_enroll, "pair this site with a cloud using a one-time code")
     p.add_argument("url")
     p.add_argument("code")
+    command(
+        "unenroll", cmd_unenroll, "leave the cloud: keep the last policy and edit it locally again"
+    )
 
     cloud = sub.add_parser("cloud", help="the cloud service and its jobs")
     cloud.add_argument(
