@@ -344,21 +344,10 @@ def _split(data: bytes) -> tuple[list[Any], bytes]:
     return sigs, data[start + len(_SIGNED_KEY) : -1]
 
 
-def verify_bundle(
-    data: bytes,
-    *,
-    trusted_keys: dict[str, Ed25519PublicKey],
-    site_id: str,
-    current_version: int,
-    current_digest: str | None,
-    now: datetime,
-    max_bytes: int = MAX_BUNDLE_BYTES,
-) -> VerifiedBundle:
-    """Check a bundle from the wire against what the edge holds; the bundle or BundleRejected.
-
-    ``current_version`` is the version the edge has applied (0 for none);
-    ``current_digest`` its policy digest (``None`` skips the start-point check of deltas).
-    """
+def _authenticate(
+    data: bytes, trusted_keys: dict[str, Ed25519PublicKey], max_bytes: int
+) -> tuple[str, dict[str, Any]]:
+    """(key id, signed content) of an envelope whose signature verifies; BundleRejected."""
     if len(data) > max_bytes:
         raise _reject(Rejection.OVERSIZED, f"bundle is {len(data)} bytes, limit {max_bytes}")
     sigs, body = _split(data)
@@ -384,6 +373,25 @@ def verify_bundle(
         raise _reject(Rejection.TRUNCATED, "signed content is not an object")
     if signed.get("key_id") != key_id:
         raise _reject(Rejection.BAD_SIGNATURE, "signed key_id differs from the signature's")
+    return key_id, signed
+
+
+def verify_bundle(
+    data: bytes,
+    *,
+    trusted_keys: dict[str, Ed25519PublicKey],
+    site_id: str,
+    current_version: int,
+    current_digest: str | None,
+    now: datetime,
+    max_bytes: int = MAX_BUNDLE_BYTES,
+) -> VerifiedBundle:
+    """Check a bundle from the wire against what the edge holds; the bundle or BundleRejected.
+
+    ``current_version`` is the version the edge has applied (0 for none);
+    ``current_digest`` its policy digest (``None`` skips the start-point check of deltas).
+    """
+    key_id, signed = _authenticate(data, trusted_keys, max_bytes)
     if signed.get("site_id") != site_id:
         raise _reject(
             Rejection.WRONG_SITE, f"bundle is for site {signed.get('site_id')!r}, not {site_id!r}"
@@ -434,6 +442,100 @@ def verify_bundle(
         delta=delta, prev_digest=prev_digest if isinstance(prev_digest, str) else None,
         size=len(data),
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- "nothing new"
+
+#: How long a "nothing new" statement is acceptable after it was signed. It answers one
+#: poll (its nonce), so this only bounds how wrong the clocks may be.
+CURRENT_LIFETIME = timedelta(minutes=5)
+#: Longest nonce a site may send (the cloud echoes it into the signed statement).
+MAX_NONCE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentStatement:
+    """The cloud's signed answer "you are current": no newer policy for this site.
+
+    ``version`` is the cloud's version of the site's policy, ``edge_version`` and
+    ``nonce`` echo the poll it answers, so it cannot be replayed to another poll.
+    """
+
+    site_id: str
+    version: int
+    edge_version: int
+    nonce: str
+    issued_at: datetime
+    expires: datetime
+    key_id: str
+
+
+def build_current(
+    signer: Signer,
+    *,
+    site_id: str,
+    version: int,
+    edge_version: int,
+    nonce: str,
+    now: datetime,
+    lifetime: timedelta = CURRENT_LIFETIME,
+) -> bytes:
+    """The signed "nothing new" answer to one poll (same envelope as a bundle)."""
+    return signer.seal(
+        {
+            "kind": "current",
+            "site_id": site_id,
+            "version": version,
+            "edge_version": edge_version,
+            "nonce": nonce,
+            "issued_at": format_time(now),
+            "expires": format_time(now + lifetime),
+            "key_id": signer.key_id,
+        }
+    )
+
+
+def verify_current(
+    data: bytes,
+    *,
+    trusted_keys: dict[str, Ed25519PublicKey],
+    site_id: str,
+    edge_version: int,
+    nonce: str,
+    now: datetime,
+) -> CurrentStatement:
+    """Check a "nothing new" answer to the poll made with ``nonce`` at ``edge_version``.
+
+    Refused (BundleRejected, the same closed list as bundles): not signed by a pinned key
+    (``unknown_key``, ``bad_signature``), not a statement (``truncated``), another site's
+    (``wrong_site``), the answer to another poll (``replay``: nonce or version differ),
+    ``expired``, or a cloud that holds a newer version yet says nothing new (``gap``).
+    """
+    key_id, signed = _authenticate(data, trusted_keys, 64 * 1024)
+    version = signed.get("version")
+    their_edge = signed.get("edge_version")
+    if (
+        signed.get("kind") != "current"
+        or not isinstance(version, int)
+        or not isinstance(their_edge, int)
+    ):
+        raise _reject(Rejection.TRUNCATED, "not a 'nothing new' statement")
+    if signed.get("site_id") != site_id:
+        raise _reject(
+            Rejection.WRONG_SITE,
+            f"statement is for site {signed.get('site_id')!r}, not {site_id!r}",
+        )
+    if signed.get("nonce") != nonce or their_edge != edge_version:
+        raise _reject(Rejection.REPLAY, "statement answers another poll (nonce or version)")
+    issued_at = _parse_time(signed.get("issued_at"), "issued_at")
+    expires = _parse_time(signed.get("expires"), "expires")
+    if now >= expires:
+        raise _reject(Rejection.EXPIRED, f"statement expired at {format_time(expires)}")
+    if version > edge_version:
+        raise _reject(
+            Rejection.GAP, f"cloud holds version {version} but sent no bundle from {edge_version}"
+        )
+    return CurrentStatement(site_id, version, their_edge, nonce, issued_at, expires, key_id)
 
 
 def generate_signer() -> Signer:

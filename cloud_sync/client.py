@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -50,6 +51,11 @@ UPLOAD_BATCH = 500
 UPLOAD_INTERVAL_S = 5.0
 #: How often staleness is re-evaluated.
 STALE_CHECK_S = 10.0
+#: Fewest seconds between two polls that each got a signed "nothing new": a cloud (or a
+#: path) that answers at once cannot make the site poll in a tight loop.
+MIN_POLL_S = 1.0
+#: Content type of the cloud's signed "nothing new" answer.
+CURRENT_TYPE = "application/vnd.doorkeep.current+json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +97,23 @@ class Enrollment:
         )
 
 
-async def enroll(url: str, code: str, *, timeout_s: float = 30.0) -> Enrollment:
-    """Pair with the cloud at ``url`` using a one-time ``code`` (``doorkeep enroll``)."""
+async def enroll(
+    url: str, code: str, *, adopt: dict[str, Any] | None = None, timeout_s: float = 30.0
+) -> Enrollment:
+    """Pair with the cloud at ``url`` using a one-time ``code`` (``doorkeep enroll``).
+
+    ``adopt`` (``{"secret": hex, "document": hashed policy, "version": int}``) offers a
+    working site's policy and HMAC secret for the cloud to adopt; the returned
+    ``Enrollment.secret`` says which secret the site must use from now on.
+    """
     base = url.rstrip("/")
+    body: dict[str, Any] = {"code": code}
+    if adopt is not None:
+        body["adopt"] = adopt
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http,
-            http.post(f"{base}/api/v1/enroll", json={"code": code}) as resp,
+            http.post(f"{base}/api/v1/enroll", json=body) as resp,
         ):
             body = await resp.json(content_type=None)
             if resp.status == 401:
@@ -162,7 +178,7 @@ class SyncClient:
         on_alarm: Callable[[str, str], Awaitable[None]],
         stale_after_s: float = 3600,
         clock: Callable[[], float] = time.time,
-        poll_wait_s: float = POLL_WAIT_S,
+        poll_wait_s: float | None = None,
         max_bundle_bytes: int = bundles.MAX_BUNDLE_BYTES,
     ) -> None:
         self.url = url.rstrip("/")
@@ -174,7 +190,8 @@ class SyncClient:
         self.on_alarm = on_alarm
         self.stale_after_s = stale_after_s
         self.clock = clock
-        self.poll_wait_s = poll_wait_s
+        # read at construction (not as a default argument), so tests can shrink it
+        self.poll_wait_s = POLL_WAIT_S if poll_wait_s is None else poll_wait_s
         self.max_bundle_bytes = max_bundle_bytes
         self.last_contact: float | None = None
         self.acked: int = 0
@@ -230,6 +247,9 @@ class SyncClient:
             await self._http.close()
 
     def _contact(self) -> None:
+        """Signed word from the cloud (a verified bundle applied, or a verified "nothing
+        new" for our poll): the only thing that refreshes ``last_contact``. An unsigned
+        200/204, a report or an upload answer does not: a path in between can fake those."""
         self.last_contact = self.clock()
         if self._stale_reported:
             self._stale_reported = False
@@ -258,28 +278,67 @@ class SyncClient:
                 await asyncio.sleep(link.failed(err))
 
     async def _poll_once(self) -> None:
+        """One long-poll. Only a verified bundle or a verified "nothing new" statement for
+        this very poll (its nonce) counts as word from the cloud; anything else (a bare
+        204, an error status, a refused bundle) raises, so the loop backs off."""
         assert self._http is not None
-        params = {"version": str(self.state.version()), "wait": str(self.poll_wait_s)}
+        have = self.state.version()
+        nonce = secrets.token_urlsafe(16)
+        params = {"version": str(have), "wait": str(self.poll_wait_s), "nonce": nonce}
         digest = self.state.digest()
         if digest:
             params["digest"] = digest
         if self._want_snapshot:
             params["snapshot"] = "1"
         timeout = aiohttp.ClientTimeout(total=self.poll_wait_s + 30)
+        started = time.monotonic()
         async with self._http.get(
             f"{self.url}/api/v1/sync/bundle", params=params, timeout=timeout
         ) as resp:
             if resp.status == 401:
                 raise AuthError("the cloud refuses this site's credential; enroll again")
-            if resp.status not in (200, 204):
-                raise SyncError(f"bundle poll answered HTTP {resp.status}")
-            data = await resp.read() if resp.status == 200 else b""
+            if resp.status != 200:
+                raise SyncError(f"bundle poll answered HTTP {resp.status} without a signed answer")
+            data = await resp.read()
+            current = resp.headers.get("Content-Type", "").startswith(CURRENT_TYPE)
             resend = resp.headers.get("Doorkeep-Resend-From")
-        self._contact()
+        if current:
+            await self._accept_current(data, have, nonce)
+        else:
+            await self._accept(data)
         if resend is not None and resend.isdigit():
             self._resend_from(int(resend))
-        if data:
-            await self._accept(data)
+        if current:
+            # A "nothing new" that came back at once (a cloud told wait=0 by a path in
+            # between, say) must not turn the long-poll into a busy loop.
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(0.0, min(MIN_POLL_S, self.poll_wait_s) - elapsed))
+
+    async def _accept_current(self, data: bytes, have: int, nonce: str) -> None:
+        try:
+            bundles.verify_current(
+                data,
+                trusted_keys=self._keys,
+                site_id=self.enrollment.site_id,
+                edge_version=have,
+                nonce=nonce,
+                now=datetime.fromtimestamp(self.clock(), UTC),
+            )
+        except BundleRejected as err:
+            await self._refused(err, "a 'nothing new' answer")
+            if err.reason == "gap":  # the cloud is ahead yet sent nothing: ask for it all
+                self._want_snapshot = True
+            raise SyncError(f"'nothing new' answer refused: {err.reason}") from err
+        self._last_rejection = None
+        self._contact()
+
+    async def _refused(self, err: BundleRejected, what: str) -> None:
+        self.rejected.append(err.reason)
+        if err.reason != self._last_rejection:
+            # Once per reason: the same bad answer comes back on every retry.
+            self._last_rejection = err.reason
+            log.warning("refused %s: %s (%s)", what, err.reason, err)
+            await self.on_alarm("bundle_rejected", f"{err.reason}: {err}")
 
     async def _accept(self, data: bytes) -> None:
         try:
@@ -294,18 +353,14 @@ class SyncClient:
             )
             await self.apply_bundle(verified)
         except BundleRejected as err:
-            self.rejected.append(err.reason)
-            if err.reason != self._last_rejection:
-                # Once per reason: the same bad bundle comes back on every retry.
-                self._last_rejection = err.reason
-                log.warning("refused a policy bundle: %s (%s)", err.reason, err)
-                await self.on_alarm("bundle_rejected", f"{err.reason}: {err}")
+            await self._refused(err, "a policy bundle")
             # A gap or a drifted base only heals with a full snapshot; anything else
             # (expired, bad signature...) is retried as is after the backoff.
             self._want_snapshot = err.reason in ("gap", "digest_mismatch")
             raise SyncError(f"bundle refused: {err.reason}") from err
         self._want_snapshot = False
         self._last_rejection = None
+        self._contact()  # a verified bundle, applied: the policy is fresh
         await self._report()
 
     async def _report(self) -> None:
@@ -322,7 +377,6 @@ class SyncClient:
                 raise AuthError("the cloud refuses this site's credential; enroll again")
             if resp.status != 200:
                 raise SyncError(f"report answered HTTP {resp.status}")
-        self._contact()
 
     # ------------------------------------------------------------ events
 
@@ -346,8 +400,12 @@ class SyncClient:
                 continue
             if not more:
                 self._poke.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                # task's cancellation when a poke lands at the same moment, and the loop
+                # then never ends (SyncClient.__aexit__ hung).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._poke.wait(), UPLOAD_INTERVAL_S)
+                    async with asyncio.timeout(UPLOAD_INTERVAL_S):
+                        await self._poke.wait()
 
     async def _upload_once(self) -> bool:
         """One upload; True when more rows are probably waiting."""
@@ -364,7 +422,6 @@ class SyncClient:
             if resp.status != 200:
                 raise SyncError(f"event upload answered HTTP {resp.status}")
             answer = await resp.json()
-        self._contact()
         watermark = int(answer["watermark"])
         if watermark > self.acked:
             self.acked = watermark

@@ -5,10 +5,13 @@ behind one load balancer (with PostgreSQL; a SQLite store is one process).
 
 Sync endpoints (bearer site credential from enrollment):
 
-- ``GET /api/v1/sync/bundle?version=V&digest=D&wait=S[&snapshot=1]`` long-polls: 200 with
-  the signed bundle bytes as soon as the cloud holds something newer than V, 204 after S
-  seconds with nothing. Header ``Doorkeep-Resend-From: N`` asks the site to re-upload its
-  outbox from sequence N (set by the reconcile job when it finds a gap).
+- ``GET /api/v1/sync/bundle?version=V&digest=D&wait=S&nonce=N[&snapshot=1]`` long-polls:
+  200 with the signed bundle bytes as soon as the cloud holds something newer than V;
+  after S seconds with nothing, 200 with a signed "nothing new" statement echoing N and V
+  (``application/vnd.doorkeep.current+json``, see ``cloud_sync.bundle.build_current``),
+  or a bare 204 to a poll without a nonce (sites from before signed answers). Header
+  ``Doorkeep-Resend-From: N`` asks the site to re-upload its outbox from sequence N (set
+  by the reconcile job when it finds a gap).
 - ``POST /api/v1/sync/report`` ``{"version","digest","inventory"}``: what the site holds.
 - ``POST /api/v1/sync/events`` ``{"epoch","events":[...]}`` → ``{"watermark",...}``; an
   empty list just asks for the watermark.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloud_sync.bundle import VerifiedBundle
 from cloud_sync.client import Enrollment, SyncClient, enroll
+from doorkeep import policydoc
 from doorkeep.errors import ConfigError, SyncError
 from edge.config import SiteConfig, write_site_toml
 from edge.service import SECRET_FILE
@@ -54,27 +55,62 @@ def _write_private(path: Path, text: str) -> None:
 
 
 async def enroll_site(config: SiteConfig, url: str, code: str) -> dict[str, Any]:
-    """Pair the site with a cloud: pin its key, take its HMAC secret, hand it the policy.
+    """Pair the site with a cloud: pin its key, hand it the policy, agree on the secret.
 
-    The site's credentials are hashed with the secret the cloud agreed, so the local
-    secret is replaced (the old one kept as ``site.secret.pre-enroll``) and the cloud's
-    first bundle — always a full snapshot — re-installs every credential.
+    A site that already has a policy offers it, with the HMAC secret it is hashed under,
+    for the cloud to adopt (people, credentials as HMACs, groups, temp keys; their uses
+    travel as the events the site uploads). When the cloud adopts it, nothing changes
+    here but the owner: the same secret, the same document, and the first poll brings a
+    snapshot of that same document at a version above the site's. When the cloud keeps
+    its own policy (it had one already), the site takes the cloud's secret (the old one
+    kept as ``site.secret.pre-enroll``) and the first poll installs the cloud's policy.
     """
-    enrollment = await enroll(url, code)
+    data = config.site.data_dir
+    secret_path = data / SECRET_FILE
+    async with EdgeStore.open(data / "doorkeep.db", site_id=config.site.id) as store:
+        state = store.load_policy()
+    adopt = None
+    if secret_path.exists() and any(state.doc.get(k) for k in policydoc.ENTITY_KINDS):
+        adopt = {
+            "secret": secret_path.read_text().strip(),
+            "document": dict(state.doc),
+            "version": state.version,
+        }
+    enrollment = await enroll(url, code, adopt=adopt)
     if enrollment.site_id != config.site.id:
         raise SyncError(
             f"the code belongs to cloud site {enrollment.site_id!r}, but this is site "
             f"{config.site.id!r}: add the site with that id in the cloud, or use its code"
         )
-    data = config.site.data_dir
     _write_private(enrollment_path(config), json.dumps(enrollment.as_dict()))
-    secret_path = data / SECRET_FILE
-    if secret_path.exists():
-        secret_path.replace(secret_path.with_name("site.secret.pre-enroll"))
-    _write_private(secret_path, enrollment.secret)
+    same_secret = secret_path.exists() and secret_path.read_text().strip() == enrollment.secret
+    if not same_secret:
+        if secret_path.exists():
+            secret_path.replace(secret_path.with_name("site.secret.pre-enroll"))
+        _write_private(secret_path, enrollment.secret)
     raw = json.loads(json.dumps(dict(config.raw)))
     raw["cloud"] = {"url": enrollment.url}
     write_site_toml(config.path, raw)
+    await _set_owner(
+        config,
+        "cloud",
+        AuditEntry(
+            "cli",
+            "site.enroll",
+            "policy",
+            {"cloud": enrollment.url, "key_id": enrollment.key_id, "adopted": same_secret},
+        ),
+    )
+    return {
+        "site_id": enrollment.site_id,
+        "url": enrollment.url,
+        "key_id": enrollment.key_id,
+        "adopted": same_secret,
+    }
+
+
+async def _set_owner(config: SiteConfig, owner: str, audit: AuditEntry) -> None:
+    data = config.site.data_dir
     async with EdgeStore.open(data / "doorkeep.db", site_id=config.site.id) as store:
         state = store.load_policy()
         await store.apply_policy_change(
@@ -84,17 +120,26 @@ async def enroll_site(config: SiteConfig, url: str, code: str) -> dict[str, Any]
             replace=False,
             version=state.version,
             digest=state.digest,
-            owner="cloud",
-            audit=[
-                AuditEntry(
-                    "cli",
-                    "site.enroll",
-                    "policy",
-                    {"cloud": enrollment.url, "key_id": enrollment.key_id},
-                )
-            ],
+            owner=owner,
+            audit=[audit],
         )
-    return {"site_id": enrollment.site_id, "url": enrollment.url, "key_id": enrollment.key_id}
+
+
+async def unenroll_site(config: SiteConfig) -> dict[str, Any]:
+    """Leave the cloud: the site keeps the policy it last received (and the secret it is
+    hashed under), and edits it locally again. The cloud credential is set aside as
+    ``cloud.json.unenrolled``; the cloud keeps its copy until the site is deleted or
+    enrolled again with a new code."""
+    path = enrollment_path(config)
+    url = None
+    if path.exists():
+        url = json.loads(path.read_text()).get("url")
+        path.replace(path.with_name("cloud.json.unenrolled"))
+    raw = json.loads(json.dumps(dict(config.raw)))
+    raw.pop("cloud", None)
+    write_site_toml(config.path, raw)
+    await _set_owner(config, "local", AuditEntry("cli", "site.unenroll", "policy", {"cloud": url}))
+    return {"site_id": config.site.id, "url": url}
 
 
 class _State:

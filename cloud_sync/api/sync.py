@@ -7,9 +7,12 @@ credential it got from enrollment (the auth middleware sets ``request[SITE]``).
 from __future__ import annotations
 
 import asyncio
+import re
+from datetime import UTC, datetime
 
 from aiohttp import web
 
+from cloud_sync import bundle as bundles
 from cloud_sync.api.common import HANDLERS, LIMITER, SITE, STORE, read_json
 from doorkeep.errors import AuthError
 from doorkeep.web import ErrorCode, error_response
@@ -32,11 +35,21 @@ async def enroll_handler(request: web.Request) -> web.Response:
         return error_response(
             400, ErrorCode.BAD_REQUEST, 'send {"code": "<enrollment code>"}', "code"
         )
+    adopt = body.get("adopt") if isinstance(body, dict) else None
+    if adopt is not None and not isinstance(adopt, dict):
+        return error_response(
+            400, ErrorCode.BAD_REQUEST, '"adopt" must be {"secret","document","version"}', "adopt"
+        )
     try:
-        return web.json_response(await request.app[STORE].enroll(code))
+        return web.json_response(await request.app[STORE].enroll(code, adopt))
     except AuthError:
         limiter.failed(who)
         raise
+
+
+#: Content type of the signed "nothing new" answer (same envelope as a bundle).
+CURRENT_TYPE = "application/vnd.doorkeep.current+json"
+_NONCE = re.compile(rf"[A-Za-z0-9_-]{{8,{bundles.MAX_NONCE}}}")
 
 
 @HANDLERS
@@ -52,6 +65,26 @@ async def bundle_handler(request: web.Request) -> web.Response:
         )
     digest = request.query.get("digest") or None
     want_snapshot = request.query.get("snapshot") in ("1", "true")
+    nonce = request.query.get("nonce")
+    if nonce is not None and not _NONCE.fullmatch(nonce):
+        return error_response(
+            400, ErrorCode.BAD_REQUEST, "nonce must be 8 to 64 letters, digits, '-' or '_'", "nonce"
+        )
+
+    async def nothing_new(resend: int | None) -> web.Response:
+        headers = {"Doorkeep-Resend-From": str(resend)} if resend is not None else {}
+        if nonce is None:  # a site from before signed answers: the old bare 204
+            return web.Response(status=204, headers=headers)
+        body = bundles.build_current(
+            store.keys.signer,
+            site_id=site_id,
+            version=await store.current_version(site_id),
+            edge_version=version,
+            nonce=nonce,
+            now=datetime.fromtimestamp(store.clock(), UTC),
+        )
+        return web.Response(body=body, content_type=CURRENT_TYPE, headers=headers)
+
     await store.touch(site_id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
@@ -60,20 +93,18 @@ async def bundle_handler(request: web.Request) -> web.Response:
         woken = store.notifier.watch(site_id)
         data = await store.bundle_for(site_id, version, digest, want_snapshot=want_snapshot)
         resend = await store.resend_from(site_id)
-        headers = {"Doorkeep-Resend-From": str(resend)} if resend is not None else {}
         if data is not None:
+            headers = {"Doorkeep-Resend-From": str(resend)} if resend is not None else {}
             return web.Response(body=data, content_type="application/json", headers=headers)
         remaining = deadline - loop.time()
         if remaining <= 0:
-            return web.Response(status=204, headers=headers)
+            return await nothing_new(resend)
         try:
             await asyncio.wait_for(woken.wait(), remaining)
         except TimeoutError:
-            return web.Response(status=204, headers=headers)
-        if resend is None and await store.resend_from(site_id) is not None:
-            return web.Response(
-                status=204, headers={"Doorkeep-Resend-From": str(await store.resend_from(site_id))}
-            )
+            return await nothing_new(resend)
+        if resend is None and (asked := await store.resend_from(site_id)) is not None:
+            return await nothing_new(asked)
 
 
 @HANDLERS

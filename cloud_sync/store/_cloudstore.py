@@ -111,9 +111,10 @@ class CloudStore:
         """A fresh one-time code for re-enrolling ``site_id``."""
         return await self.enroller.new_enrollment_code(site_id)
 
-    async def enroll(self, code: str) -> dict[str, Any]:
-        """Trade a one-time code for the site credential; the code is spent."""
-        return await self.enroller.enroll(code)
+    async def enroll(self, code: str, adopt: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Trade a one-time code for the site credential; the code is spent (``adopt``:
+        a standalone site's secret and policy, see :meth:`Enroller.enroll`)."""
+        return await self.enroller.enroll(code, adopt)
 
     # ---------------------------------------------------------------- policy
 

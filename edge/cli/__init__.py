@@ -20,7 +20,7 @@ from doorkeep import __version__
 from doorkeep.errors import ConfigError, DoorkeepError, PolicyError
 from edge.cli._common import UserError
 from edge.cli.backup import cmd_backup, cmd_restore
-from edge.cli.cloud import cmd_cloud, cmd_enroll
+from edge.cli.cloud import cmd_cloud, cmd_enroll, cmd_unenroll
 from edge.cli.hardware import cmd_boards, cmd_bus_scan, cmd_discover, cmd_relay_test
 from edge.cli.policy import (
     cmd_decide,
@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("enroll", cmd_enroll, "pair this site with a cloud using a one-time code")
     p.add_argument("url", help="the cloud service's URL, e.g. https://cloud.example:8700")
     p.add_argument("code", help="the one-time enrollment code from `doorkeep cloud site add`")
+    command(
+        "unenroll", cmd_unenroll, "leave the cloud: keep the last policy and edit it locally again"
+    )
 
     csub = group("cloud", "the cloud service and its jobs", options=_CLOUD_OPTIONS)
 

@@ -17,7 +17,26 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     config = _load_config(args)
     result = asyncio.run(enroll_site(config, args.url, args.code))
-    print(f"enrolled site {result['site_id']} with {args.url}; the cloud now owns the policy")
+    how = (
+        "it adopted this site's policy and secret; every credential keeps working"
+        if result["adopted"]
+        else "its policy replaces this site's on the first sync"
+    )
+    print(
+        f"enrolled site {result['site_id']} with {args.url}; the cloud now owns the policy ({how})"
+    )
+    return 0
+
+
+def cmd_unenroll(args: argparse.Namespace) -> int:
+    from edge.sync import unenroll_site  # noqa: PLC0415
+
+    config = _load_config(args)
+    result = asyncio.run(unenroll_site(config))
+    print(
+        f"site {result['site_id']} left the cloud; it keeps its last policy and edits it "
+        "locally again (restart `doorkeep run`)"
+    )
     return 0
 
 

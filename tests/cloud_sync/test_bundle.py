@@ -27,6 +27,8 @@ from .conftest import FakeEdge, FakeOutbox, free_port
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tests.reliability import Reliability
+
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SITE = "site-a"
 CLOUD = b.generate_signer()
@@ -163,6 +165,24 @@ def test_attack_is_refused_and_changes_nothing(attack: Attack) -> None:
 
 def test_every_rejection_reason_is_exercised() -> None:
     assert {a.reason for a in ATTACKS} == set(b.Rejection)
+
+
+def test_forged_and_rolled_back_bundles_change_nothing(reliability: Reliability) -> None:
+    """The whole attack table in one run, as a row of docs/reliability.md."""
+    for attack in ATTACKS:
+        edge = edge_at_version_3()
+        with pytest.raises(BundleRejected) as err:
+            receive(edge, attack.make(), attack)
+        assert err.value.reason == attack.reason
+        assert edge.applied == []
+        assert edge.version() == 3
+    reliability.row(
+        test="cloud: forged, rolled-back, replayed, expired, truncated bundles",
+        load="1 site at version 3",
+        bad_inputs=f"{len(ATTACKS)} attacks ({len(set(b.Rejection))} rejection reasons)",
+        losses="0",
+        applied=0,
+    )
 
 
 @pytest.mark.parametrize("make", [snapshot, delta], ids=["snapshot", "delta"])

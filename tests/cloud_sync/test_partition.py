@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from cloud_sync.store import CloudStore
+    from tests.reliability import Reliability
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +76,9 @@ async def all_arrived(
     assert await store.alarms("s1") == []  # no hash conflicts: retries were identical
 
 
-async def test_cloud_down_for_a_while(store: CloudStore, server: Server) -> None:
+async def test_cloud_down_for_a_while(
+    store: CloudStore, server: Server, reliability: Reliability
+) -> None:
     enrollment = await enrolled(store, server)
     outbox = FakeOutbox()
     client = make_client(server, enrollment, outbox)
@@ -89,6 +92,13 @@ async def test_cloud_down_for_a_while(store: CloudStore, server: Server) -> None
         await server.start()
         await produce(outbox, 20, lambda: client)
         await all_arrived(store, outbox, client)
+    reliability.row(
+        test="cloud: partition (cloud down while events are made)",
+        load="120 events",
+        faults="cloud stopped for 60 events",
+        losses="0",
+        events=outbox.next_seq - 1,
+    )
 
 
 def slow_uploads(
@@ -111,7 +121,9 @@ def slow_uploads(
     return middleware
 
 
-async def test_uploader_cancelled_at_random_points(store: CloudStore) -> None:
+async def test_uploader_cancelled_at_random_points(
+    store: CloudStore, reliability: Reliability
+) -> None:
     rng = random.Random(4)
     cut: list[int] = []
     server = Server(store, middlewares=[slow_uploads(rng, cut)])
@@ -134,6 +146,13 @@ async def test_uploader_cancelled_at_random_points(store: CloudStore) -> None:
         assert len(cut) >= 3  # the interesting case really happened
     finally:
         await server.stop()
+    reliability.row(
+        test="cloud: slow answers, uploader cancelled at random points",
+        load="150 events",
+        faults=f"30 cancellations, {len(cut)} mid-request; answers delayed 0-20 ms",
+        losses="0",
+        events=outbox.next_seq - 1,
+    )
 
 
 def losing_answers(
@@ -152,7 +171,7 @@ def losing_answers(
     return middleware
 
 
-async def test_answer_lost_after_commit(store: CloudStore) -> None:
+async def test_answer_lost_after_commit(store: CloudStore, reliability: Reliability) -> None:
     lost: list[int] = []
     server = Server(store, middlewares=[losing_answers(random.Random(7), lost)])
     await server.start()
@@ -166,3 +185,10 @@ async def test_answer_lost_after_commit(store: CloudStore) -> None:
         assert len(lost) >= 5  # the scenario really happened
     finally:
         await server.stop()
+    reliability.row(
+        test="cloud: lost acks (answer dropped after commit, then 5xx)",
+        load="120 events",
+        faults=f"{len(lost)} upload answers lost",
+        losses="0",
+        events=outbox.next_seq - 1,
+    )

@@ -1,0 +1,156 @@
+"""Staleness cannot be faked: only a verified bundle or a signed "nothing new" counts as
+word from the cloud, and answers that are neither make the client back off, not spin."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Self
+
+import pytest
+from aiohttp import web
+
+from cloud_sync import bundle as b
+from cloud_sync.client import Enrollment, SyncClient
+from doorkeep import policydoc
+from doorkeep.errors import BundleRejected
+
+from .conftest import FakeEdge, FakeOutbox, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.reliability import Reliability
+
+CLOUD = b.generate_signer()
+
+
+class Immediate204:
+    """A "cloud" (or a proxy in front of one) that answers every bundle poll with 204 at once."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.polls = 0
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+
+        async def bundle(_r: web.Request) -> web.Response:
+            self.polls += 1
+            return web.Response(status=204)
+
+        async def ok(_r: web.Request) -> web.Response:
+            return web.json_response({"ok": True, "watermark": 0, "resend_from": None})
+
+        app.router.add_get("/api/v1/sync/bundle", bundle)
+        app.router.add_post("/api/v1/sync/report", ok)
+        app.router.add_post("/api/v1/sync/events", ok)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+
+
+async def test_an_immediate_204_neither_refreshes_contact_nor_makes_the_edge_spin(
+    reliability: Reliability,
+) -> None:
+    edge = FakeEdge()
+    now = [1000.0]
+    window_s = 3.0
+    async with Immediate204() as cloud:
+        enrollment = Enrollment(
+            url=f"http://127.0.0.1:{cloud.port}",
+            site_id="s1",
+            token="t",
+            key_id=CLOUD.key_id,
+            public_key=CLOUD.public_b64,
+            secret=(b"\x01" * 32).hex(),
+        )
+        client = SyncClient(
+            enrollment.url,
+            enrollment,
+            state=edge,
+            apply_bundle=edge.apply_bundle,
+            outbox=FakeOutbox(),
+            inventory=edge.inventory,
+            on_alarm=edge.on_alarm,
+            stale_after_s=60,
+            clock=lambda: now[0],
+        )
+        async with client:
+            await asyncio.sleep(window_s)  # default backoff timings: what a real site does
+            polls = cloud.polls
+            now[0] += 61
+            assert client.stale  # a 204 is no word from the cloud
+    # Unbounded, this was ~3,400 polls a second; with the jittered doubling backoff from
+    # 0.5 s it is at most 5 in 3 s.
+    assert 1 <= polls <= 6, polls
+    assert client.last_contact is None
+    reliability.row(
+        test="cloud: immediate unsigned 204 to every bundle poll",
+        load=f"{window_s:.0f} s of polling",
+        faults="every poll answered 204 at once",
+        bad_inputs=f"{polls} unsigned answers",
+        losses="0",
+        polls_per_s=round(polls / window_s, 2),
+    )
+
+
+# ------------------------------------------------------------ the signed "nothing new"
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+MALLORY = b.generate_signer()
+NONCE = "n0nce-of-this-poll"
+
+
+def current(signer: b.Signer = CLOUD, **kw: Any) -> bytes:
+    fields: dict[str, Any] = {
+        "site_id": "s1", "version": 3, "edge_version": 3, "nonce": NONCE, "now": NOW, **kw,
+    }  # fmt: skip
+    return b.build_current(signer, **fields)
+
+
+def check(data: bytes, now: datetime = NOW) -> b.CurrentStatement:
+    return b.verify_current(
+        data,
+        trusted_keys={CLOUD.key_id: CLOUD.private_key.public_key()},
+        site_id="s1",
+        edge_version=3,
+        nonce=NONCE,
+        now=now,
+    )
+
+
+def test_a_signed_nothing_new_for_this_poll_is_accepted() -> None:
+    got = check(current())
+    assert (got.site_id, got.version, got.edge_version, got.nonce) == ("s1", 3, 3, NONCE)
+
+
+CURRENT_ATTACKS = [
+    ("unsigned (another key)", lambda: current(MALLORY), b.Rejection.UNKNOWN_KEY),
+    ("tampered", lambda: current().replace(b'"version":3', b'"version":2'),
+     b.Rejection.BAD_SIGNATURE),
+    ("another site's", lambda: current(site_id="s2"), b.Rejection.WRONG_SITE),
+    ("replayed from another poll", lambda: current(nonce="old-nonce-1"), b.Rejection.REPLAY),
+    ("answers another version", lambda: current(edge_version=2), b.Rejection.REPLAY),
+    ("expired", lambda: current(now=NOW - timedelta(hours=1)), b.Rejection.EXPIRED),
+    ("cloud ahead yet nothing new", lambda: current(version=4), b.Rejection.GAP),
+    ("a bundle is not a statement", lambda: b.build_snapshot(
+        CLOUD, site_id="s1", version=4, document=policydoc.empty_document(), now=NOW
+    ), b.Rejection.TRUNCATED),
+    ("cut off", lambda: current()[:-10], b.Rejection.TRUNCATED),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reason"), CURRENT_ATTACKS, ids=[a[0] for a in CURRENT_ATTACKS]
+)
+def test_a_forged_or_replayed_nothing_new_is_refused(
+    name: str, make: Callable[[], bytes], reason: b.Rejection
+) -> None:
+    with pytest.raises(BundleRejected) as err:
+        check(make())
+    assert err.value.reason == reason, name
