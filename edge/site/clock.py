@@ -12,6 +12,7 @@ Tests inject a ``Clock`` of their own (``Site.open(config, clock=...)``); nothin
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import sys
@@ -146,6 +147,15 @@ class ClockGuard:
             "problem": None if verdict.problem is None else str(verdict.problem),
             "high_water": _iso(verdict.state.high_water),
         }
+
+    async def watch(self, every_s: float | None = None) -> None:
+        """Look at the clock now and then, so a jump raises its alarm with nobody at a door."""
+        while True:
+            await asyncio.sleep(CHECK_EVERY_S if every_s is None else every_s)
+            try:
+                await self.check()
+            except Exception:
+                log.exception("clock guard check failed")
 
     async def check(self) -> bool:
         """Judge the clock now; store the mark and raise/clear the alarm when due.

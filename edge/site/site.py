@@ -36,18 +36,16 @@ from edge.config import SiteConfig, load_site_config
 from edge.core.decide import Decision, Presentation, Reason, SiteState, decide
 from edge.core.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec
 from edge.hardware import Hardware, NullHardware
+from edge.site import health
 from edge.site.capture import Captures
-from edge.site.clock import CHECK_EVERY_S, Clock, ClockGuard, SystemClock
+from edge.site.clock import Clock, ClockGuard, SystemClock
 from edge.site.doors import Doors
 from edge.site.log import EventLog
-from edge.site.metrics import BUS_OUTCOMES, BoardReading, Component, Readings, SiteMetrics
+from edge.site.metrics import SiteMetrics
 from edge.site.policy import SitePolicy
 from edge.store import EdgeStore, StorageUnavailable
 
 SECRET_FILE = Path("keys") / "site.secret"
-# While storage fails, a presentation is refused unless the spill queue can still hold
-# this many events: its own access event plus the door events and alarms it may cause.
-EVENT_RESERVE = 8
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +129,8 @@ class Site:
         self.clock_guard = ClockGuard(self.clock_source, store, self.log)
         self.door_control.clock_trusted = self.clock_guard.trusted
         # (policy version, when this process first saw it in force): doorkeep_policy_age
-        self._policy_seen: tuple[int, datetime] = (self.snapshot.version, self.clock())
-        store.on_storage_alarm = self._storage_alarm
+        self.policy_seen: tuple[int, datetime] = (self.snapshot.version, self.clock())
+        store.on_storage_alarm = lambda recorded: health.storage_alarm(self, recorded)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -160,7 +158,7 @@ class Site:
             hardware.attach(site.door_control.on_door, site.door_control.on_board)
             await site.door_control.restore()
             await site.clock_guard.check()
-            watcher = asyncio.create_task(site._watch_clock(), name="clock-guard")
+            watcher = asyncio.create_task(site.clock_guard.watch(), name="clock-guard")
             try:
                 yield site
             finally:
@@ -169,72 +167,18 @@ class Site:
                     await watcher
                 await site.clock_guard.flush()
 
-    async def _watch_clock(self) -> None:
-        """Look at the clock now and then, so a jump raises its alarm with nobody at a door."""
-        while True:
-            await asyncio.sleep(CHECK_EVERY_S)
-            try:
-                await self.clock_guard.check()
-            except Exception:
-                log.exception("clock guard check failed")
-
     @property
     def snapshot(self) -> PolicySnapshot:
         """The policy every decision reads now (swapped whole on each change)."""
         return self.policy.snapshot
 
-    def _state(self, clock_ok: bool) -> SiteState:
-        return SiteState(lockdown=self.door_control.lockdown(), clock_ok=clock_ok)
-
     def health(self) -> dict[str, Any]:
-        """Every component with a reason when not ok; ``status`` is ``degraded`` unless
-        all are ok, and ``degraded`` names the failing ones (``doorkeep status`` prints
-        this); ``storage`` is the store's state, with its spill queue during an outage."""
-        components = [c for part in COMPONENTS for c in part(self)]
-        degraded = [c.name for c in components if not c.ok]
-        return {
-            "status": "degraded" if degraded else "ok",
-            "site": self.site_id,
-            "version": self.version,
-            "policy_version": self.snapshot.version,
-            "clock_ok": self.clock_guard.trusted(),
-            "degraded": degraded,
-            "storage": self.store.storage.as_dict(),
-            "components": [c.as_dict() for c in components],
-        }
+        """Every component with a reason when not ok (edge/site/health.py)."""
+        return health.health(self)
 
     async def metrics_text(self) -> bytes:
         """The Prometheus text of ``GET /metrics`` (edge/site/metrics.py)."""
-        now = self.clock()
-        version = self.snapshot.version
-        if self._policy_seen[0] != version:
-            self._policy_seen = (version, now)
-        backlog = 0
-        if self.sync is not None:
-            newest, _ = await self.log.events(limit=1)
-            backlog = max(0, (newest[0]["seq"] if newest else 0) - self.store.acknowledged())
-        alarms = await self.log.alarms(open_only=True, limit=ALARMS_COUNTED)
-        readings = Readings(
-            policy_version=version,
-            policy_age_s=(now - self._policy_seen[1]).total_seconds(),
-            alarms_open=len(alarms),
-            outbox_backlog=backlog,
-            storage_ok=self.store.storage.ok,
-            clock_trusted=self.clock_guard.trusted(),
-            boards=tuple(_board_readings(self)),
-        )
-        return self.metrics.render(readings)
-
-    def _storage_alarm(self, recorded: dict[str, Any]) -> None:
-        """The store recorded a storage_unavailable alarm (storage is back): publish it."""
-        self.log.publish("event", recorded["event"])
-        self.log.publish("alarm", recorded["alarm"])
-        if self.sync is not None:
-            self.sync.poke()
-
-    def _cannot_record(self) -> bool:
-        """Storage fails and the spill queue is (nearly) full: refuse, fail secure."""
-        return not self.store.storage.ok and self.store.event_room() < EVENT_RESERVE
+        return await health.metrics_text(self)
 
     # --- presentations ---------------------------------------------------------------
 
@@ -244,7 +188,7 @@ class Site:
         """The decision a presentation would get now; changes nothing."""
         presentation = Presentation(reader, kind, value)
         now = at or self.clock()
-        state = self._state(self.clock_guard.trusted())
+        state = SiteState(self.door_control.lockdown(), self.clock_guard.trusted())
         return decide(self.snapshot, presentation, now, self.memory, state)
 
     async def present(
@@ -273,7 +217,7 @@ class Site:
             if at.tzinfo is None:
                 raise ValueError("'at' needs a UTC offset, e.g. 2026-11-17T14:00:00+01:00")
         self.captures.offer(reader, kind, value)
-        if self._cannot_record():
+        if health.cannot_record(self):
             # Nothing can be recorded: no door opens and no memory changes.
             self.store.note_refused()
             return self.metrics.presented(started, {
@@ -288,7 +232,13 @@ class Site:
         # the guard judges the real clocks (and may record its alarm) before the decision
         clock_ok = await self.clock_guard.check()
         now = at or self.clock()
-        decision = decide(self.snapshot, presentation, now, self.memory, self._state(clock_ok))
+        decision = decide(
+            self.snapshot,
+            presentation,
+            now,
+            self.memory,
+            SiteState(self.door_control.lockdown(), clock_ok),
+        )
         # Memory changes before the first await: two presentations of one temp key
         # can never both see the last use.
         rows = self.memory.apply(decision.effects)
@@ -322,7 +272,7 @@ class Site:
         stored: dict[str, Any] = {"seq": None}
         try:
             # Durable, or held in order while storage fails (docs/storage.md); this
-            # raises only past the spill bound, which _cannot_record keeps us from.
+            # raises only past the spill bound, which health.cannot_record keeps us from.
             stored = await self.log.record(event, rows)
             if outcome is not None:  # the door events the grant caused, after the grant
                 await self.door_control.record(outcome)
@@ -470,109 +420,3 @@ class Site:
 
 
 # --- health: one function per kind of component ------------------------------------------
-
-# /metrics counts open alarms up to this many (one page of the alarm query).
-ALARMS_COUNTED = 1000
-
-
-def _store(site: Site) -> list[Component]:
-    storage = site.store.storage
-    if storage.ok:
-        return [Component("storage", True, "")]
-    reason = (
-        f"storage unavailable since {storage.since} ({storage.error}); {storage.held} of "
-        f"{storage.limit} events held in memory, written when storage returns"
-    )
-    return [Component("storage", False, reason)]
-
-
-def _buses(site: Site) -> list[Component]:
-    rows = []
-    for bus in site.config.buses:
-        boards = [b.id for b in site.config.boards if b.bus == bus.id and b.id in site.hw.boards]
-        silent = [b for b in boards if not site.hw.boards[b].online]
-        ok = not boards or len(silent) < len(boards)
-        rows.append(Component(f"bus {bus.id}", ok, "" if ok else f"no board answers on {bus.port}"))
-    return rows
-
-
-def _boards(site: Site) -> list[Component]:
-    rows = []
-    for cfg in site.config.boards:
-        board = site.hw.boards.get(cfg.id)
-        if board is None:  # the hardware is not open in this process (CLI)
-            continue
-        where = (
-            f"bus {cfg.bus} address {cfg.address}"
-            if cfg.bus
-            else (f"{cfg.host}:{cfg.port}" if cfg.port else cfg.host or "its link")
-        )
-        reason = "" if board.online else f"not answering ({where}); its doors are offline"
-        rows.append(Component(f"board {cfg.id}", board.online, reason))
-    return rows
-
-
-def _readers(site: Site) -> list[Component]:
-    # Readers report no link state yet; a type without a driver is named, not failed.
-    from edge.daemon import UNDRIVEN_READER_TYPES  # noqa: PLC0415 - the daemon imports us
-
-    if not site.hw.boards:
-        return []
-    return [
-        Component(
-            f"reader {r.id}",
-            True,
-            "no driver for this type: presentations come through REST or MQTT"
-            if r.type in UNDRIVEN_READER_TYPES
-            else "",
-        )
-        for r in site.config.readers
-    ]
-
-
-def _mqtt(site: Site) -> list[Component]:
-    if site.mqtt is None:
-        return []
-    ok = bool(site.mqtt.connected)
-    return [Component("mqtt", ok, "" if ok else f"broker {site.mqtt.broker} unreachable")]
-
-
-def _cloud(site: Site) -> list[Component]:
-    if site.sync is None:
-        return []
-    status = site.sync.status()
-    stale = bool(status.get("stale"))
-    last = status.get("last_contact") or "never"
-    reason = f"no contact with the cloud since {last}; policy may be stale" if stale else ""
-    return [Component("cloud", not stale, reason)]
-
-
-def _clock(site: Site) -> list[Component]:
-    status = site.clock_guard.status()
-    reason = "" if status["ok"] else f"clock untrusted: {status['problem']} (docs/security.md)"
-    return [Component("clock", bool(status["ok"]), reason)]
-
-
-def _board_readings(site: Site) -> list[BoardReading]:
-    stats = {bus_id: bus.stats() for bus_id, bus in site.hw.buses.items()}
-    rows = []
-    for cfg in site.config.boards:
-        board = site.hw.boards.get(cfg.id)
-        if board is None:
-            continue
-        seen = stats.get(cfg.bus or "", {}).get(cfg.address or -1)
-        counts = {} if seen is None else {k: int(getattr(seen, k)) for k, _ in BUS_OUTCOMES}
-        rows.append(BoardReading(cfg.id, board.online, cfg.bus, counts))
-    return rows
-
-
-#: The components of /health, in order; each returns its rows (none when not present).
-COMPONENTS: tuple[Callable[[Site], list[Component]], ...] = (
-    _store,
-    _buses,
-    _boards,
-    _readers,
-    _mqtt,
-    _cloud,
-    _clock,
-)
