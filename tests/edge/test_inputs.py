@@ -22,7 +22,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from drivers.catalogue import BOARD_TYPES
 from edge.auth import AuthStore
-from edge.config import InputSection, SiteConfigError, parse_site_config, write_site_toml
+from edge.config import (
+    InputSection,
+    SiteConfigError,
+    load_site_config,
+    parse_site_config,
+    write_site_toml,
+)
 from edge.hardware import InputDebounce
 from edge.service import Site
 from edge.web.app import make_app
@@ -136,6 +142,15 @@ def test_input_tables_are_parsed_and_written_back(tmp_path: Path) -> None:
     written = write_site_toml(tmp_path / "site.toml", dict(config.raw))
     assert written.inputs == config.inputs
     assert "[[input]]" in (tmp_path / "site.toml").read_text()
+
+
+def test_the_example_site_wires_a_fire_panel_and_a_tamper_loop() -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "site.example.toml"
+    config = load_site_config(example, board_types=BOARD_TYPES)
+    assert [(i.id, i.function, i.active) for i in config.inputs] == [
+        ("fire-panel", "emergency", "closed"),
+        ("gatehouse-tamper", "tamper", "open"),
+    ]
 
 
 @pytest.mark.parametrize(
