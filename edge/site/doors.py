@@ -253,6 +253,9 @@ class Doors:
             await self._input_inactive(section)
             return
         state = self._emergency
+        # Active again before an operator cleared it (a flapping fire panel): the doors
+        # are put where it wants them again, but there is no second alarm.
+        again = section.id in state.inputs
         state.inputs = state.inputs | {section.id}
         actor = f"input:{section.id}"
         detail: dict[str, Any] = {
@@ -284,32 +287,43 @@ class Doors:
             state.lockdown = True
             outcome = await self.hw.lockdown(True)
         # Then the record: the cause, the door events it caused, the alarm, the state.
-        if action is not None:
+        if outcome is not None and (not again or outcome.notes):
+            cause = {"actor": actor, "input": section.id}
+            if "doors" in detail:
+                cause["doors"] = detail["doors"]
             event = self.log.event(
                 self.clock(),
                 "emergency",
-                action,
-                "success" if outcome is None or outcome.confirmed else "offline",
-                detail={"actor": actor, "input": section.id, "doors": detail.get("doors")},
+                action or section.function,
+                "success" if outcome.confirmed else "offline",
+                detail=cause,
             )
             await self._try(section, "its event", self.log.record(event))
-        if outcome is not None and not await self._try(
-            section, "the door events", self.record(outcome)
-        ):
-            for door in sorted({n.door for n in outcome.notes}):
-                self.log.publish("door", self.hw.door_state(door))
-        await self._try(
-            section,
-            "its alarm",
-            self.log.raise_alarm(section.function, source=section.id, detail=detail),
-        )
+            if not await self._try(section, "the door events", self.record(outcome)):
+                for door in sorted({n.door for n in outcome.notes}):
+                    self.log.publish("door", self.hw.door_state(door))
+        if again:
+            await self._try(
+                section, "its active event", self.log.record(self._input_event(section, "active"))
+            )
+        else:
+            await self._try(
+                section,
+                "its alarm",
+                self.log.raise_alarm(section.function, source=section.id, detail=detail),
+            )
         await self._try(section, "the emergency state", self._save())
 
     async def _input_inactive(self, section: InputSection) -> None:
-        event = self.log.event(
+        event = self._input_event(section, "inactive")
+        await self._try(section, "its inactive event", self.log.record(event))
+
+    def _input_event(self, section: InputSection, level: str) -> dict[str, Any]:
+        """``input_active`` / ``input_inactive``: a latched input changing, no new effect."""
+        return self.log.event(
             self.clock(),
             "system",
-            "input_inactive",
+            f"input_{level}",
             "success",
             detail={
                 "input": section.id,
@@ -319,7 +333,6 @@ class Doors:
                 "latched": section.id in self._emergency.inputs,
             },
         )
-        await self._try(section, "its inactive event", self.log.record(event))
 
     async def _save(self) -> None:
         await self.store.put_state("emergency", self._emergency.saved())

@@ -183,7 +183,7 @@ async function doorsPage(root) {
   const offDoor = live.on("door", (d) => { const c = cards.get(d.id); if (c) c.update(d); });
   // an input or an operator changed the emergency state: show it without a reload
   const offEvent = live.on("event", async (e) => {
-    if (e.type !== "emergency" && e.action !== "input_inactive" && e.type !== "alarm") return;
+    if (e.type !== "emergency" && e.type !== "alarm" && !["input_active", "input_inactive"].includes(e.action)) return;
     const fresh = await api("GET", "/doors");
     put(emergencyState, emergencyPanelParts(fresh.emergency));
   });

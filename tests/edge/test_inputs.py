@@ -282,6 +282,23 @@ async def test_fire_input_again_after_a_clear_unlocks_again(site: Site) -> None:
     assert len(await alarms_of(site, "emergency", 2)) == 2
 
 
+async def test_a_flapping_fire_input_keeps_the_doors_open_and_raises_one_alarm(
+    site: Site,
+) -> None:
+    for _ in range(3):
+        board(site).set_input(FIRE, True)
+        await read(site, "fire-panel", True)
+        board(site).set_input(FIRE, False)
+        await read(site, "fire-panel", False)
+    await until(lambda: relay(site, GATE_RELAY) and relay(site, LOBBY_RELAY))
+    events, _ = await site.events(type="system")
+    actions = [e["action"] for e in sorted(events, key=lambda e: e["seq"])]
+    assert actions.count("input_active") == 2 and actions.count("input_inactive") == 3
+    assert len(await alarms_of(site, "emergency")) == 1
+    causes, _ = await site.events(type="emergency")
+    assert len(causes) == 1  # the doors were already open: nothing new to cause
+
+
 async def test_without_auto_unlock_the_fire_input_only_raises_the_alarm(tmp_path: Path) -> None:
     policy = copy.deepcopy(POLICY)
     policy["settings"]["emergency"]["auto_unlock_on_alarm"] = False
@@ -340,9 +357,12 @@ async def test_an_open_active_input_fires_when_its_loop_opens(tmp_path: Path) ->
         await until(lambda: input_state(site, "loop")["active"] is True)
         board(site).set_input(TAMPER, True)  # the loop closes: quiet
         await read(site, "loop", False)
+        assert len(await alarms_of(site, "tamper")) == 1
+        await site.emergency("clear", actor="admin:test")  # the installer fixed the loop
         board(site).set_input(TAMPER, False)  # cut
         await read(site, "loop", True)
-        assert len(await alarms_of(site, "tamper", 2)) == 2
+        alarms = await alarms_of(site, "tamper", 2)
+        assert len(alarms) == 2 and {a["source"] for a in alarms} == {"loop"}
 
 
 async def test_hardware_view_lists_the_inputs(site: Site) -> None:
