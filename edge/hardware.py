@@ -16,9 +16,9 @@ becoming active or inactive) is reported through the callbacks given to ``attach
 
 Site inputs (``[[input]]``: a fire panel, a lockdown key switch, a tamper loop) are read
 by the same 10 Hz polls as door inputs. A level counts once it was read on
-``INPUT_CONFIRM_POLLS`` consecutive polls (``InputDebounce``), so one garbled or noisy
-read cannot unlock a building; the site is told of each confirmed change and of the
-first reading when it is active (an input already active when the daemon starts fires).
+``INPUT_CONFIRM_POLLS`` consecutive polls (``InputDebounce``), so one noisy read (a spike
+on a long input cable) cannot unlock a building. The site is told of each confirmed change
+and of the first reading when it is active (an input already active at start fires).
 """
 
 from __future__ import annotations
