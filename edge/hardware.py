@@ -15,9 +15,15 @@ board did not confirm (silent, garbled, refused, or answered with the wrong echo
 rs485/bus.py) is a failed command: a release that failed leaves the door's machine where
 it was and logs no ``unlocked``; other door events of that step are logged ``offline``;
 the relay raises one ``relay_failed`` alarm (naming board and channel) until a command
-to it is confirmed again (``relay_recovered``). Only what nobody asked
-for (contact and exit-button edges, timers, boards going offline/online) is reported
-through the callbacks given to ``attach``.
+to it is confirmed again (``relay_recovered``). Only what nobody asked for (contact and
+exit-button edges, timers, boards going offline/online, site inputs becoming active or
+inactive) is reported through the callbacks given to ``attach``.
+
+Site inputs (``[[input]]``: a fire panel, a lockdown key switch, a tamper loop) are read
+by the same 10 Hz polls as door inputs. A level counts once it was read on
+``INPUT_CONFIRM_POLLS`` consecutive polls (``InputDebounce``), so one noisy read (a spike
+on a long input cable) cannot unlock a building. The site is told of each confirmed change
+and of the first reading when it is active (an input already active at start fires).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Any, Self
 from doorkeep.errors import DeviceError, NotFound
 from drivers.base import RelayBoard
 from drivers.catalogue import BOARD_TYPES, open_board
-from edge.config import DoorSection, SiteConfig
+from edge.config import DoorSection, InputSection, SiteConfig
 from edge.core import doorstate as ds
 from rs485.bus import Bus
 from rs485.sim import SimulatedBus
@@ -44,6 +50,33 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.1  # door inputs are read at 10 Hz
 TICK_INTERVAL_S = 0.25  # timers (pulse end, held-open) advance this often
 FLOOR_PULSE_MS = 5000  # how long a granted lift floor stays enabled
+INPUT_CONFIRM_POLLS = 2  # a site input's new level counts once read on this many polls
+
+
+@dataclass(slots=True)
+class InputDebounce:
+    """One site input's confirmed level, from raw reads (pure: no I/O, no clock).
+
+    ``read(level)`` returns the new confirmed level when a change (or the very first
+    level) has been read ``polls`` times in a row, else None.
+    """
+
+    polls: int = INPUT_CONFIRM_POLLS
+    level: bool | None = None  # None until the first level is confirmed
+    _candidate: bool | None = None
+    _seen: int = 0
+
+    def read(self, raw: bool) -> bool | None:
+        if raw == self.level:
+            self._candidate, self._seen = None, 0
+            return None
+        if raw != self._candidate:
+            self._candidate, self._seen = raw, 0
+        self._seen += 1
+        if self._seen < self.polls:
+            return None
+        self.level, self._candidate, self._seen = raw, None, 0
+        return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +131,8 @@ class Outcome:
 # board online/offline edges.
 DoorEventSink = Callable[[DoorNote], Awaitable[None]]
 BoardSink = Callable[[str, bool], Awaitable[None]]
+# A site input became active (True) or inactive (False), debounced.
+InputSink = Callable[[InputSection, bool], Awaitable[None]]
 
 
 class _TaskGroup:
@@ -167,6 +202,8 @@ class Hardware:
         self._last_inputs: dict[str, tuple[bool, ...]] = {}
         self._input_failures: dict[str, bool] = {}
         self._failing_relays: set[str] = set()  # "board:channel" whose last command failed
+        self._on_input: InputSink | None = None
+        self._site_inputs: dict[str, InputDebounce] = {i.id: InputDebounce() for i in config.inputs}
 
     @staticmethod
     def board_types() -> Mapping[str, Any]:
@@ -225,9 +262,12 @@ class Hardware:
                 hw._start(tasks)
             yield hw
 
-    def attach(self, on_door: DoorEventSink, on_board: BoardSink) -> None:
-        """Where uncommanded door events/alarms and board online changes go (the Site)."""
-        self._on_door, self._on_board = on_door, on_board
+    def attach(
+        self, on_door: DoorEventSink, on_board: BoardSink, on_input: InputSink | None = None
+    ) -> None:
+        """Where uncommanded door events/alarms, board online changes and site input
+        changes go (the Site)."""
+        self._on_door, self._on_board, self._on_input = on_door, on_board, on_input
         for board in self.boards.values():
             board.on_online_change(functools.partial(self._board_edge, board.board_id))
 
@@ -242,7 +282,7 @@ class Hardware:
             for door in self.config.doors
             for ref in (door.contact, door.exit_button)
             if ref is not None
-        }
+        } | {i.input.board for i in self.config.inputs}
         for board_id in sorted(polled):
             tasks.start(self._poll(board_id), f"poll-{board_id}")
         tasks.start(self._tick(), "door-ticker")
@@ -394,6 +434,7 @@ class Hardware:
                 continue
             previous = self._last_inputs.get(board_id)
             self._last_inputs[board_id] = inputs
+            await self._site_input_levels(board_id, inputs)
             if previous is None:
                 await self._initial_inputs(board_id, inputs)
                 continue
@@ -425,6 +466,28 @@ class Hardware:
                 await self._feed_uncommanded(
                     door_id, ds.ContactOpened() if after[i] else ds.ContactClosed()
                 )
+
+    async def _site_input_levels(self, board_id: str, inputs: tuple[bool, ...]) -> None:
+        """Debounce the site inputs on this board; tell the site of confirmed changes."""
+        for section in self.config.inputs:
+            if section.input.board != board_id or section.input.input > len(inputs):
+                continue
+            debounce = self._site_inputs[section.id]
+            first = debounce.level is None
+            level = debounce.read(section.is_active(inputs[section.input.input - 1]))
+            # the first reading is news only when it is active (a fire panel in alarm)
+            if level is None or (first and not level) or self._on_input is None:
+                continue
+            try:
+                await self._on_input(section, level)
+            except Exception:
+                # the site drives the doors before it records anything: a failing
+                # store must not stop the next poll
+                log.exception("input %s: handling the change failed", section.id)
+
+    def input_active(self, input_id: str) -> bool | None:
+        """A site input's debounced state: active, inactive, or None (not read yet)."""
+        return self._site_inputs[input_id].level
 
     # --- commands from the site ---------------------------------------------------------
 
@@ -527,7 +590,21 @@ class Hardware:
                 }
                 for o in self.config.outputs
             ],
+            "inputs": self.describe_inputs(),
         }
+
+    def describe_inputs(self) -> list[dict[str, Any]]:
+        """The site inputs with their debounced state (None: not read yet)."""
+        return [
+            {
+                "id": i.id,
+                "input": str(i.input),
+                "function": i.function,
+                "active_when": i.active,
+                "active": self.input_active(i.id),
+            }
+            for i in self.config.inputs
+        ]
 
     async def scan(self, bus_id: str) -> list[int]:
         bus = self.buses.get(bus_id)
@@ -569,8 +646,10 @@ class NullHardware(Hardware):
         del start
         yield cls(config)
 
-    def attach(self, on_door: DoorEventSink, on_board: BoardSink) -> None:
-        self._on_door, self._on_board = on_door, on_board
+    def attach(
+        self, on_door: DoorEventSink, on_board: BoardSink, on_input: InputSink | None = None
+    ) -> None:
+        self._on_door, self._on_board, self._on_input = on_door, on_board, on_input
 
     async def _feed(self, door_id: str, event: Any, now: float | None = None) -> Outcome:
         del event, now
@@ -629,6 +708,7 @@ class NullHardware(Hardware):
             "doors": [self.door_state(d.id) for d in self.config.doors],
             "readers": [],
             "outputs": [],
+            "inputs": self.describe_inputs(),
         }
 
     async def scan(self, bus_id: str) -> list[int]:

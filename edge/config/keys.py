@@ -17,6 +17,8 @@ from edge.config.sections import (
     DOOR_KINDS,
     FAIL_MODES,
     ID_RE,
+    INPUT_ACTIVE,
+    INPUT_FUNCTIONS,
     OUTPUT_FUNCTIONS,
     PARITIES,
     READER_TYPES,
@@ -165,10 +167,17 @@ TABLES: Final[dict[str, dict[str, Key]]] = {
         "building": Key(STR, None, _nonempty),
         "door": Key(STR, None),
     },
+    "input": {
+        "id": Key(STR, check=_id_check),
+        "name": Key(STR, None),
+        "input": Key(STR),
+        "function": Key(STR, check=_one_of(INPUT_FUNCTIONS)),
+        "active": Key(STR, "closed", _one_of(INPUT_ACTIVE)),
+    },
 }
 #: Keys a ``[[board]]`` may carry (for the installer UI's forms).
 BOARD_KEYS: Final = tuple(TABLES["board"])
 SINGLE: Final = ("site", "web", "mqtt", "cloud")
-ARRAYS: Final = ("bus", "board", "door", "reader", "output")
+ARRAYS: Final = ("bus", "board", "door", "reader", "output", "input")
 TYPE_NAMES: Final = {str: "a string", int: "an integer", bool: "true or false", list: "a list"}
 TYPE_NAMES_TABLE: Final = "a table like { key = value }"

@@ -24,6 +24,10 @@ DOOR_KINDS: Final = ("door", "amenity", "lift")
 FAIL_MODES: Final = ("secure", "safe")
 DIRECTIONS: Final = ("in", "out")
 OUTPUT_FUNCTIONS: Final = ("door", "light", "floor", "other")
+#: What a site input (``[[input]]``) does when it becomes active.
+INPUT_FUNCTIONS: Final = ("emergency", "lockdown", "tamper", "alarm")
+#: Which contact state of a site input means active.
+INPUT_ACTIVE: Final = ("closed", "open")
 BAUDRATES: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 PARITIES: Final = ("N", "E", "O")
 SIM_PORT: Final = "sim"
@@ -227,6 +231,36 @@ class OutputSection:
 
 
 @dataclass(frozen=True, slots=True)
+class InputSection:
+    """``[[input]]``: an input that is not a door's contact or exit button.
+
+    ``function`` says what becoming active does (emergency, lockdown, tamper, alarm);
+    ``active`` which contact state is active: ``closed`` (the board reads the input as
+    on) or ``open`` (off: a normally-closed loop, where a cut wire is active too).
+    """
+
+    id: str
+    input: InputRef
+    function: str
+    active: str = "closed"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_id("input id", self.id)
+        if self.function not in INPUT_FUNCTIONS:
+            raise ValueError(
+                f"input {self.id!r}: function {self.function!r} is not one of "
+                f"{', '.join(INPUT_FUNCTIONS)}"
+            )
+        if self.active not in INPUT_ACTIVE:
+            raise ValueError(f"input {self.id!r}: active {self.active!r} is not closed/open")
+
+    def is_active(self, on: bool) -> bool:
+        """Whether the board's reading ``on`` (contact closed) means this input is active."""
+        return on if self.active == "closed" else not on
+
+
+@dataclass(frozen=True, slots=True)
 class SiteConfig:
     """A validated site.toml. ``raw`` is the parsed TOML, for editing and writing back."""
 
@@ -240,6 +274,7 @@ class SiteConfig:
     doors: tuple[DoorSection, ...]
     readers: tuple[ReaderSection, ...]
     outputs: tuple[OutputSection, ...]
+    inputs: tuple[InputSection, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -262,6 +297,10 @@ class SiteConfig:
         """The reader with this id (KeyError if none)."""
         return _by_id(self.readers, reader_id)
 
+    def input(self, input_id: str) -> InputSection:
+        """The site input with this id (KeyError if none)."""
+        return _by_id(self.inputs, input_id)
+
     def floors_of(self, door_id: str) -> tuple[str, ...]:
         """Floors a lift door can enable: its ``function = "floor"`` outputs.
 
@@ -278,7 +317,7 @@ class SiteConfig:
         )
 
 
-_T = TypeVar("_T", BusSection, BoardSection, DoorSection, ReaderSection)
+_T = TypeVar("_T", BusSection, BoardSection, DoorSection, ReaderSection, InputSection)
 
 
 def _by_id(items: tuple[_T, ...], key: str) -> _T:

@@ -27,6 +27,7 @@ from edge.config.sections import (
     CloudSection,
     DoorSection,
     InputRef,
+    InputSection,
     MqttSection,
     OutputSection,
     ReaderSection,
@@ -190,6 +191,7 @@ class _Validator:
         doors = self.array("door")
         readers = self.array("reader")
         outputs = self.array("output")
+        inputs = self.array("input")
 
         if site["timezone"] is not None:
             try:
@@ -213,6 +215,7 @@ class _Validator:
         door_kinds = {v["id"]: v["kind"] for _, v in doors if v["id"]}
         self.check_readers(readers, door_kinds, simulation)
         self.check_outputs(outputs, board_ids, door_kinds, relay_users)
+        self.check_inputs(inputs, board_ids, input_users)
         self.check_anti_passback(doors, readers)
         if self.problems:
             raise SiteConfigError(self.path, self.problems)
@@ -226,6 +229,7 @@ class _Validator:
             doors=doors,
             readers=readers,
             outputs=outputs,
+            inputs=inputs,
         )
 
     def check_buses(self, buses: list[tuple[str, dict[str, Any]]], simulation: bool) -> None:
@@ -432,6 +436,16 @@ class _Validator:
                 elif o["function"] == "floor" and doors[o["door"]] != "lift":
                     self.add(where, "door", f'{o["door"]!r} is not a kind = "lift" door')
 
+    def check_inputs(
+        self,
+        inputs: list[tuple[str, dict[str, Any]]],
+        board_ids: set[str],
+        input_users: dict[InputRef, str],
+    ) -> None:
+        for where, i in inputs:
+            i["input"] = self.input(where, "input", i["input"], board_ids)
+            self.claim(where, "input", i["input"], input_users)
+
     def check_anti_passback(
         self, doors: list[tuple[str, dict[str, Any]]], readers: list[tuple[str, dict[str, Any]]]
     ) -> None:
@@ -461,6 +475,7 @@ class _Validator:
         doors: list[tuple[str, dict[str, Any]]],
         readers: list[tuple[str, dict[str, Any]]],
         outputs: list[tuple[str, dict[str, Any]]],
+        inputs: list[tuple[str, dict[str, Any]]],
     ) -> SiteConfig:
         data_dir = Path(site["data_dir"])
         if not data_dir.is_absolute():
@@ -487,6 +502,7 @@ class _Validator:
                 ReaderSection(**{**r, "options": r["options"] or {}}) for _, r in readers
             ),
             outputs=tuple(OutputSection(**o) for _, o in outputs),
+            inputs=tuple(InputSection(**i) for _, i in inputs),
             raw=self.raw,
         )
 

@@ -3,23 +3,32 @@ tools of the installer, and the door events the hardware reports.
 
 Every command to the hardware returns an ``Outcome``; the command's own event (a remote
 unlock, an emergency) is logged first and the door events it caused after it.
+
+Site inputs (``[[input]]``) latch: an input that becomes active (a fire panel) moves the
+doors at once, before anything is written, so a full disk or a failing store cannot keep
+an escape route shut; then its event, the door events and its alarm are recorded, each
+on its own. Only an operator ends what an input started (``emergency("clear")``); the
+input becoming inactive again is logged and changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from doorkeep.errors import NotFound
-from edge.config import SiteConfig, write_site_toml
+from edge.config import InputSection, SiteConfig, write_site_toml
 from edge.core.schedule import Instant
 from edge.hardware import DoorNote, Hardware, Outcome
 from edge.site.log import EventLog
 from edge.site.policy import SitePolicy
 from edge.store import EdgeStore
+
+_log = logging.getLogger(__name__)
 
 EMERGENCY_ACTIONS = ("unlock", "lock", "lockdown", "clear")
 
@@ -28,6 +37,15 @@ EMERGENCY_ACTIONS = ("unlock", "lock", "lockdown", "clear")
 class _Emergency:
     lockdown: bool = False
     unlocked: frozenset[str] = frozenset()
+    # site inputs that fired since an operator last cleared (latched)
+    inputs: frozenset[str] = frozenset()
+
+    def saved(self) -> dict[str, Any]:
+        return {
+            "lockdown": self.lockdown,
+            "unlocked": sorted(self.unlocked),
+            "inputs": sorted(self.inputs),
+        }
 
 
 class Doors:
@@ -51,7 +69,9 @@ class Doors:
         self.clock = clock
         saved = store.get_state("emergency") or {}
         self._emergency = _Emergency(
-            bool(saved.get("lockdown")), frozenset(saved.get("unlocked") or ())
+            bool(saved.get("lockdown")),
+            frozenset(saved.get("unlocked") or ()),
+            frozenset(saved.get("inputs") or ()),
         )
         self._held_open: set[str] = set()
         # whether the wall clock may be believed (the Site wires in its clock guard)
@@ -168,19 +188,21 @@ class Doors:
         elif action == "lock":
             ending = frozenset(group) if doors else state.unlocked
             state.unlocked = state.unlocked - ending
+            if not state.unlocked:  # the emergency inputs' unlock is over
+                state.inputs = frozenset(
+                    i for i in state.inputs if self._input_function(i) != "emergency"
+                )
             outcome = await self.hw.emergency_unlock(ending, False)
         elif action == "lockdown":
             state.lockdown = True
             outcome = await self.hw.lockdown(True)
         else:
             ending = state.unlocked
-            state.unlocked, state.lockdown = frozenset(), False
+            state.unlocked, state.lockdown, state.inputs = frozenset(), False, frozenset()
             outcome = Outcome.merge(
                 [await self.hw.emergency_unlock(ending, False), await self.hw.lockdown(False)]
             )
-        await self.store.put_state(
-            "emergency", {"lockdown": state.lockdown, "unlocked": sorted(state.unlocked)}
-        )
+        await self.store.put_state("emergency", state.saved())
         await self.log.record(
             self.log.event(
                 self.clock(),
@@ -199,13 +221,133 @@ class Doors:
         return self.emergency_state()
 
     def emergency_state(self) -> dict[str, Any]:
-        return {"lockdown": self._emergency.lockdown, "unlocked": sorted(self._emergency.unlocked)}
+        """Emergency unlock, lockdown and the site inputs (live level and latch)."""
+        state = self._emergency
+        return {
+            "lockdown": state.lockdown,
+            "unlocked": sorted(state.unlocked),
+            "inputs": [
+                {
+                    "id": i.id,
+                    "function": i.function,
+                    "active": self.hw.input_active(i.id),
+                    "latched": i.id in state.inputs,
+                }
+                for i in self.config.inputs
+            ],
+        }
+
+    def _input_function(self, input_id: str) -> str | None:
+        try:
+            return self.config.input(input_id).function
+        except KeyError:  # removed from site.toml since it fired
+            return None
 
     async def emergency_input(self, source: str) -> None:
         """An emergency input fired (fire panel): unlock the emergency group if set so."""
         settings = self.policy.settings()["emergency"]
         if settings.get("auto_unlock_on_alarm") and settings.get("doors"):
             await self.emergency("unlock", list(settings["doors"]), actor=f"input:{source}")
+
+    async def on_input(self, section: InputSection, active: bool) -> None:
+        """A site input became active or inactive (debounced by the hardware shell)."""
+        if not active:
+            await self._input_inactive(section)
+            return
+        state = self._emergency
+        # Active again before an operator cleared it (a flapping fire panel): the doors
+        # are put where it wants them again, but there is no second alarm.
+        again = section.id in state.inputs
+        state.inputs = state.inputs | {section.id}
+        actor = f"input:{section.id}"
+        detail: dict[str, Any] = {
+            "input": section.id,
+            "terminal": str(section.input),
+            "function": section.function,
+        }
+        action, outcome = None, None
+        # First the doors, from memory only: nothing here waits for the store or the cloud.
+        if section.function == "emergency":
+            settings = self.policy.settings()["emergency"]
+            group = sorted(
+                d for d in settings.get("doors") or () if d in self.policy.snapshot.doors
+            )
+            if settings.get("auto_unlock_on_alarm") and group:
+                action = "unlock"
+                state.unlocked = state.unlocked | frozenset(group)
+                outcome = await self.hw.emergency_unlock(frozenset(group), True)
+                detail.update(unlocked=True, doors=group)
+            else:
+                why = (
+                    "settings.emergency.auto_unlock_on_alarm is false"
+                    if not settings.get("auto_unlock_on_alarm")
+                    else "the policy's emergency door group is empty"
+                )
+                detail.update(unlocked=False, why=why)
+        elif section.function == "lockdown":
+            action = "lockdown"
+            state.lockdown = True
+            outcome = await self.hw.lockdown(True)
+        # Then the record: the cause, the door events it caused, the alarm, the state.
+        if outcome is not None and (not again or outcome.notes):
+            cause = {"actor": actor, "input": section.id}
+            if "doors" in detail:
+                cause["doors"] = detail["doors"]
+            event = self.log.event(
+                self.clock(),
+                "emergency",
+                action or section.function,
+                "success" if outcome.confirmed else "offline",
+                detail=cause,
+            )
+            await self._try(section, "its event", self.log.record(event))
+            if not await self._try(section, "the door events", self.record(outcome)):
+                for door in sorted({n.door for n in outcome.notes}):
+                    self.log.publish("door", self.hw.door_state(door))
+        if again:
+            await self._try(
+                section, "its active event", self.log.record(self._input_event(section, "active"))
+            )
+        else:
+            await self._try(
+                section,
+                "its alarm",
+                self.log.raise_alarm(section.function, source=section.id, detail=detail),
+            )
+        await self._try(section, "the emergency state", self._save())
+
+    async def _input_inactive(self, section: InputSection) -> None:
+        event = self._input_event(section, "inactive")
+        await self._try(section, "its inactive event", self.log.record(event))
+
+    def _input_event(self, section: InputSection, level: str) -> dict[str, Any]:
+        """``input_active`` / ``input_inactive``: a latched input changing, no new effect."""
+        return self.log.event(
+            self.clock(),
+            "system",
+            f"input_{level}",
+            "success",
+            detail={
+                "input": section.id,
+                "terminal": str(section.input),
+                "function": section.function,
+                # still latched: what it started goes on until an operator clears it
+                "latched": section.id in self._emergency.inputs,
+            },
+        )
+
+    async def _save(self) -> None:
+        await self.store.put_state("emergency", self._emergency.saved())
+
+    @staticmethod
+    async def _try(section: InputSection, what: str, step: Awaitable[Any]) -> bool:
+        """One recording step of an input; a failure is logged and the next step runs."""
+        try:
+            await step
+        except Exception:
+            _log.exception("input %s: recording %s failed", section.id, what)
+            return False
+        return True
 
     def lockdown(self) -> bool:
         """Whether the site is in lockdown (everyone but staff refused)."""
@@ -236,7 +378,10 @@ class Doors:
     # --- installer tools -----------------------------------------------------------------
 
     def hardware(self) -> dict[str, Any]:
-        return self.hw.describe()
+        described = self.hw.describe()
+        for item in described.get("inputs", []):
+            item["latched"] = item["id"] in self._emergency.inputs
+        return described
 
     async def bus_scan(self, bus_id: str) -> list[int]:
         return await self.hw.scan(bus_id)

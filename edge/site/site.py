@@ -155,7 +155,9 @@ class Site:
             ) as hardware,
         ):
             site = cls(config, store, hardware, secret, clock=clock)
-            hardware.attach(site.door_control.on_door, site.door_control.on_board)
+            hardware.attach(
+                site.door_control.on_door, site.door_control.on_board, site.door_control.on_input
+            )
             await site.door_control.restore()
             await site.clock_guard.check()
             watcher = asyncio.create_task(site.clock_guard.watch(), name="clock-guard")
@@ -337,6 +339,10 @@ class Site:
     ) -> dict[str, Any]:
         """unlock | lock (end an emergency unlock) | lockdown | clear (end both)."""
         return await self.door_control.emergency(action, doors, actor=actor)
+
+    def emergency_state(self) -> dict[str, Any]:
+        """``{"lockdown", "unlocked", "inputs"}``: what is in force and which inputs did it."""
+        return self.door_control.emergency_state()
 
     def hardware(self) -> dict[str, Any]:
         return self.door_control.hardware()

@@ -135,6 +135,18 @@ function doorCard(door) {
   return card;
 }
 
+// The emergency state of GET /doors: what is in force, and the site inputs with their latch.
+function emergencyPanelParts(em) {
+  em = em || { lockdown: false, unlocked: [], inputs: [] };
+  const inForce = [em.lockdown ? "lockdown" : null, em.unlocked.length ? `emergency unlock: ${em.unlocked.join(", ")}` : null].filter(Boolean);
+  return [
+    h("p", {}, inForce.length ? badge(inForce.join(" · "), "emergency") : badge("normal", "ok")),
+    em.inputs.length ? table([{ label: "Input", key: "id" }, { label: "Function", key: "function" },
+      { label: "Now", render: (i) => i.active === null ? "—" : badge(i.active ? "active" : "inactive", i.active ? "bad" : "ok") },
+      { label: "Latched", render: (i) => i.latched ? badge("until cleared", "emergency") : "—" }], em.inputs) : null,
+  ].filter(Boolean);
+}
+
 async function doorsPage(root) {
   const doors = await api("GET", "/doors");
   const hw = await api("GET", "/hardware");
@@ -154,12 +166,13 @@ async function doorsPage(root) {
       put(result, out.granted ? badge("granted", "ok") : badge("denied", "bad"), ` ${out.door || ""} ${out.person ? "· " + out.person : ""} · ${out.reason || ""}`);
     }
   });
-  const emergency = can("admin") ? h("section", { class: "panel" }, h("h2", {}, "Emergency"),
-    h("p", { class: "muted small" }, "Unlock the emergency door group, lock down (only staff may enter), or return to normal."),
+  const emergencyState = h("div", { id: "emergency-state" }, ...emergencyPanelParts(doors.emergency));
+  const emergency = h("section", { class: "panel" }, h("h2", {}, "Emergency"), emergencyState, can("admin") ? h("div", {},
+    h("p", { class: "muted small" }, "Unlock the emergency door group, lock down (only staff may enter), or return to normal. What an input started stays until you clear it."),
     h("div", { class: "row" },
       h("button", { class: "danger", onclick: (ev) => act(ev.target, () => api("POST", "/emergency", { action: "unlock" }), "Emergency unlock") }, "Emergency unlock"),
       h("button", { onclick: (ev) => act(ev.target, () => api("POST", "/emergency", { action: "lockdown" }), "Lockdown") }, "Lockdown"),
-      h("button", { onclick: (ev) => act(ev.target, () => api("POST", "/emergency", { action: "clear" }), "Back to normal") }, "Clear"))) : null;
+      h("button", { onclick: (ev) => act(ev.target, () => api("POST", "/emergency", { action: "clear" }), "Back to normal") }, "Clear"))) : null);
   put(root, 
     h("h1", {}, "Doors"),
     h("div", { class: "grid", id: "door-grid" }, [...cards.values()]),
@@ -167,7 +180,14 @@ async function doorsPage(root) {
       h("p", { class: "muted small" }, "Goes through the same decision as a real reader: the relay pulses and the event is logged."),
       present, result) : null,
     emergency);
-  return live.on("door", (d) => { const c = cards.get(d.id); if (c) c.update(d); });
+  const offDoor = live.on("door", (d) => { const c = cards.get(d.id); if (c) c.update(d); });
+  // an input or an operator changed the emergency state: show it without a reload
+  const offEvent = live.on("event", async (e) => {
+    if (e.type !== "emergency" && e.type !== "alarm" && !["input_active", "input_inactive"].includes(e.action)) return;
+    const fresh = await api("GET", "/doors");
+    put(emergencyState, emergencyPanelParts(fresh.emergency));
+  });
+  return () => { offDoor(); offEvent(); };
 }
 
 // -- hardware ---------------------------------------------------------------------------------
@@ -189,8 +209,9 @@ const SETUP_TABLES = {
   door: [["id"], ["name"], ["relay"], ["contact"], ["exit_button"], ["pulse_ms", "int"], ["held_open_s", "int"], ["fail_mode"], ["methods", "list"]],
   reader: [["id"], ["door"], ["type"], ["direction"]],
   output: [["id"], ["relay"], ["function"], ["floor"], ["building"]],
+  input: [["id"], ["input"], ["function"], ["active"]],
 };
-const SETUP_TITLES = { door: "Doors", reader: "Readers", output: "Outputs" };
+const SETUP_TITLES = { door: "Doors", reader: "Readers", output: "Outputs", input: "Inputs" };
 
 function configEditor(table, rows) {
   const columns = SETUP_TABLES[table];
@@ -260,7 +281,13 @@ async function hardwarePage(root) {
   put(root, h("h1", {}, "Hardware"),
     h("h2", {}, "Buses"), h("div", { class: "grid wide" }, buses.length ? buses : h("p", { class: "muted" }, "No RS485 bus configured.")),
     h("h2", {}, "Boards"), h("div", { class: "grid wide" }, boards.length ? boards : h("p", { class: "muted" }, "No relay board configured.")),
-    h("section", { class: "panel" }, h("h2", {}, "Door, reader and output setup"),
+    h("section", { class: "panel", id: "site-inputs" }, h("h2", {}, "Inputs"),
+      h("p", { class: "muted small" }, "Fire panel, lockdown switch, tamper and alarm contacts ([[input]] in site.toml)."),
+      table([{ label: "Input", key: "id" }, { label: "Terminal", key: "input" }, { label: "Function", key: "function" },
+        { label: "Active when", key: "active_when" },
+        { label: "Now", render: (i) => i.active === null ? "—" : badge(i.active ? "active" : "inactive", i.active ? "bad" : "ok") },
+        { label: "Latched", render: (i) => i.latched ? badge("until cleared", "emergency") : "—" }], hw.inputs || [])),
+    h("section", { class: "panel" }, h("h2", {}, "Door, reader, output and input setup"),
       h("p", { class: "muted small" }, "Written to site.toml (the old file is kept as site.toml.bak); takes effect after a restart."),
       editors, h("div", { class: "row end" }, save)));
 }

@@ -15,7 +15,7 @@ from doorkeep.web.openapi import ERROR_SCHEMA
 from doorkeep.web.openapi import ref as _ref
 
 # The site.toml tables the hardware page edits; [site], [web], [mqtt], [cloud] stay as they are.
-HARDWARE_TABLES = ("bus", "board", "door", "reader", "output")
+HARDWARE_TABLES = ("bus", "board", "door", "reader", "output", "input")
 
 # -- JSON Schemas (OpenAPI 3.1 = JSON Schema 2020-12) -----------------------------------------
 
@@ -182,7 +182,35 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "held_open_s": {"type": ["integer", "null"]},
         },
     },
-    "Doors": _items("Door"),
+    "Doors": {
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("Door")},
+            "emergency": _ref("EmergencyState"),
+        },
+    },
+    "EmergencyState": {
+        "type": "object",
+        "required": ["lockdown", "unlocked", "inputs"],
+        "properties": {
+            "lockdown": {"type": "boolean"},
+            "unlocked": {"type": "array", "items": _STR},
+            "inputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "function", "active", "latched"],
+                    "properties": {
+                        "id": _STR,
+                        "function": {"enum": ["emergency", "lockdown", "tamper", "alarm"]},
+                        "active": {"type": ["boolean", "null"]},
+                        "latched": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+    },
     "UnlockRequest": {
         "type": "object",
         "additionalProperties": False,
@@ -259,7 +287,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             **{
                 k: {"type": "array", "items": _OBJ}
-                for k in ("buses", "boards", "doors", "readers", "outputs")
+                for k in ("buses", "boards", "doors", "readers", "outputs", "inputs")
             },
             "config": {"$ref": "#/components/schemas/HardwareConfig"},
         },

@@ -11,7 +11,8 @@ from edge.web.context import HANDLERS, Call
 
 @HANDLERS
 async def list_doors(call: Call) -> Any:
-    return {"items": call.site.doors()}
+    # the site-wide emergency state with the doors: what is in force and which input did it
+    return {"items": call.site.doors(), "emergency": call.site.emergency_state()}
 
 
 @HANDLERS
