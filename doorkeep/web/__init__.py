@@ -5,11 +5,13 @@
 - `error_middleware` and the one error vocabulary `ErrorCode` (`ApiError` to answer one);
 - `build_openapi`, the OpenAPI 3.1 document of a route table;
 - `BodySchemas`, request bodies checked with jsonschema-rs;
+- `parse_json` (depth-limited) and `check_int64`, hostile input as a clear 400;
 - `parse_listen`, the ``HOST:PORT`` of a server.
 
 It imports neither ``edge`` nor ``cloud_sync``: both build on it.
 """
 
+from doorkeep.web.body import MAX_DEPTH, check_int64, parse_json
 from doorkeep.web.errors import (
     ERROR_TABLE,
     ApiError,
@@ -25,6 +27,7 @@ from doorkeep.web.schema import BodySchemas, SchemaProblem
 
 __all__ = [
     "ERROR_TABLE",
+    "MAX_DEPTH",
     "ApiError",
     "BodySchemas",
     "ErrorCode",
@@ -34,10 +37,12 @@ __all__ = [
     "Route",
     "SchemaProblem",
     "build_openapi",
+    "check_int64",
     "error_middleware",
     "error_response",
     "error_responses",
     "mount",
+    "parse_json",
     "parse_listen",
     "route_of",
 ]
