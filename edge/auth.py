@@ -28,7 +28,6 @@ import secrets
 import sqlite3
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -194,32 +193,65 @@ class HashPoolBusy(Exception):
 
 
 class HashPool:
-    """Password hashing on its own small thread pool, with a bound on what may wait.
+    """Password hashing off the loop, at most `HASH_WORKERS` at a time, bounded waiting.
 
     Not the loop's default executor: that one serves token and session lookups and the
     rest of ``asyncio.to_thread``, which must not wait behind a flood of scrypt work.
+    Each check runs on a short-lived thread of its own (``doorkeep-scrypt``; starting one
+    costs far less than the 50 ms of scrypt), so no idle worker outlives the store.
     """
 
     def __init__(self, workers: int | None = None, queue_max: int | None = None) -> None:
-        self._executor = ThreadPoolExecutor(
-            workers or HASH_WORKERS, thread_name_prefix="doorkeep-scrypt"
-        )
+        self.workers = workers or HASH_WORKERS
         self.queue_max = queue_max or HASH_QUEUE_MAX
         self.pending = 0
+        self._slots: asyncio.Semaphore | None = None
+        self._threads: set[threading.Thread] = set()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on the pool; HashPoolBusy when too many already wait."""
+        """``fn(*args)`` on a hashing thread; HashPoolBusy when too many already wait."""
         if self.pending >= self.queue_max:
             raise HashPoolBusy("too many password checks at once")
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.workers)
         self.pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            async with self._slots:
+                return await self._on_thread(fn, *args)
         finally:
             self.pending -= 1
 
+    async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+
+        def settle(result: T | None, err: BaseException | None) -> None:
+            if done.cancelled():
+                return
+            if err is not None:
+                done.set_exception(err)
+            else:
+                done.set_result(result)  # type: ignore[arg-type]
+
+        def work() -> None:
+            try:
+                result = fn(*args)
+            except BaseException as err:
+                loop.call_soon_threadsafe(settle, None, err)
+            else:
+                loop.call_soon_threadsafe(settle, result, None)
+            finally:
+                self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=work, name="doorkeep-scrypt", daemon=True)
+        self._threads.add(thread)
+        thread.start()
+        return await done
+
     def close(self) -> None:
-        """Stop the pool's threads (waiting for a check that is running)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Wait for a check that is still running (a few tens of ms)."""
+        for thread in list(self._threads):
+            thread.join(5)
 
 
 class AuthStore:
