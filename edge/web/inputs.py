@@ -87,11 +87,14 @@ def parse_param(param: Param, raw: str) -> Any:
 
 
 def parse_query(request: web.Request, route: Route) -> dict[str, Any]:
-    """The route's declared query parameters that the request sends."""
+    """The route's declared query parameters that the request sends.
+
+    An empty ``cursor=`` is the first page (a client that pastes back an absent cursor).
+    """
     return {
         q.name: parse_param(q, request.query[q.name])
         for q in route.query
-        if q.name in request.query
+        if q.name in request.query and not (q.name == "cursor" and not request.query[q.name])
     }
 
 

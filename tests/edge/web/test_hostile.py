@@ -75,3 +75,24 @@ async def test_a_cursor_with_a_huge_number_is_a_clear_400(
     body = await resp.json()
     assert_clear_400(resp.status, body, code="bad_request", words="not a valid")
     no_traceback(caplog)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/audit"])
+async def test_an_empty_cursor_is_the_first_page(api: Api, path: str) -> None:
+    headers = api.token("admin")
+    first = await (await api.client.get(path, headers=headers)).json()
+    resp = await api.client.get(path + "?cursor=", headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["items"] == first["items"]
+
+
+async def test_a_presentation_of_an_unknown_kind_is_refused_by_the_schema(api: Api) -> None:
+    resp = await api.client.post(
+        "/api/v1/presentations",
+        json={"reader": "gate-in", "kind": "_", "value": "1"},
+        headers=api.token("installer"),
+    )
+    body = await resp.json()
+    assert resp.status == 400
+    assert body["error"]["code"] == "invalid_body"
+    assert body["error"]["field"] == "kind"
