@@ -11,13 +11,17 @@ login secret:
 - the setup code is single-use: creating the first admin consumes it, and no new code
   can be made once an admin exists.
 
-The store is synchronous (SQLite under a lock) and small; the web layer calls the
-expensive methods (those that hash a password) through ``asyncio.to_thread``.
-The login rate limiter is a separate in-memory object with an injected clock.
+The store is synchronous (SQLite under a lock) and small. The expensive methods (those
+that hash a password) run on the store's own small `HashPool`, never on the loop's default
+executor: a flood of logins then queues behind one or two scrypt threads while token and
+session lookups, presentations and everything else go on (issue 9, finding 7).
+The login rate limiter is a separate in-memory object with an injected clock; an attempt
+is counted (`LoginLimiter.reserve`) *before* its password is hashed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -33,6 +37,9 @@ from doorkeep.errors import AuthError, Conflict, NotFound
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 # Module-level so tests can shrink them (scrypt cost, timeouts); see docs/security.md.
 SCRYPT_N = 2**14
@@ -47,6 +54,10 @@ LOGIN_FREE_FAILURES = 5
 LOGIN_WINDOW_S = 15 * 60
 LOGIN_BACKOFF_BASE_S = 2.0
 LOGIN_BACKOFF_CAP_S = 15 * 60.0
+# One scrypt at a time (~50 ms, 16 MiB each): a gateway has few cores and the event loop
+# needs one; more waiting than HASH_QUEUE_MAX is answered 429 at once.
+HASH_WORKERS = 1
+HASH_QUEUE_MAX = 16
 
 _USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _SETUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud, typed on a phone
@@ -177,13 +188,84 @@ CREATE TABLE IF NOT EXISTS setup_code (
 """
 
 
+class HashPoolBusy(Exception):
+    """More password checks are waiting than `HASH_QUEUE_MAX`: try again shortly."""
+
+
+class HashPool:
+    """Password hashing off the loop, at most `HASH_WORKERS` at a time, bounded waiting.
+
+    Not the loop's default executor: that one serves token and session lookups and the
+    rest of ``asyncio.to_thread``, which must not wait behind a flood of scrypt work.
+    Each check runs on a short-lived thread of its own (``doorkeep-scrypt``; starting one
+    costs far less than the 50 ms of scrypt), so no idle worker outlives the store.
+    """
+
+    def __init__(self, workers: int | None = None, queue_max: int | None = None) -> None:
+        self.workers = workers or HASH_WORKERS
+        self.queue_max = queue_max or HASH_QUEUE_MAX
+        self.pending = 0
+        self._slots: asyncio.Semaphore | None = None
+        self._threads: set[threading.Thread] = set()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a hashing thread; HashPoolBusy when too many already wait."""
+        if self.pending >= self.queue_max:
+            raise HashPoolBusy("too many password checks at once")
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.workers)
+        self.pending += 1
+        try:
+            async with self._slots:
+                return await self._on_thread(fn, *args)
+        finally:
+            self.pending -= 1
+
+    async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+
+        def settle(result: T | None, err: BaseException | None) -> None:
+            if done.cancelled():
+                return
+            if err is not None:
+                done.set_exception(err)
+            else:
+                done.set_result(result)  # type: ignore[arg-type]
+
+        def work() -> None:
+            try:
+                result = fn(*args)
+            except BaseException as err:
+                loop.call_soon_threadsafe(settle, None, err)
+            else:
+                loop.call_soon_threadsafe(settle, result, None)
+            finally:
+                self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=work, name="doorkeep-scrypt", daemon=True)
+        self._threads.add(thread)
+        thread.start()
+        return await done
+
+    def close(self) -> None:
+        """Wait for a check that is still running (a few tens of ms)."""
+        for thread in list(self._threads):
+            thread.join(5)
+
+
 class AuthStore:
-    """The login database of one site. Open with `AuthStore.open(path)`; close when done."""
+    """The login database of one site. Open with `AuthStore.open(path)`; close when done.
+
+    ``hashing`` is the pool the web layer runs `authenticate`, `create_user` and
+    `complete_setup` on.
+    """
 
     def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
         self._db = conn
         self._lock = threading.Lock()
         self._clock = clock
+        self.hashing = HashPool()
 
     @classmethod
     def open(cls, path: Path | str, *, clock: Callable[[], float] = time.time) -> Self:
@@ -199,7 +281,8 @@ class AuthStore:
         return cls(conn, clock)
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database and the hash pool."""
+        self.hashing.close()
         with self._lock:
             self._db.close()
 
@@ -407,6 +490,15 @@ def _normalise_code(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One login attempt, counted as a failure until `LoginLimiter.release` says otherwise."""
+
+    at: float
+    keys: tuple[str, str]
+    blocked_before: tuple[float, float]
+
+
 @dataclass(slots=True)
 class _Bucket:
     failures: list[float] = field(default_factory=list)
@@ -435,10 +527,37 @@ class LoginLimiter:
         ]
         return max([0.0, *waits])
 
+    def reserve(self, username: str, address: str) -> Reservation | None:
+        """Count an attempt *before* its password is checked; None when it must wait.
+
+        Checking first and counting after let 100 simultaneous logins all be checked
+        before the first failure was counted. The slot is a failure unless released.
+        """
+        if self.retry_after(username, address) > 0:
+            return None
+        keys = _keys(username, address)
+        before = tuple(b.blocked_until if (b := self._buckets.get(k)) else 0.0 for k in keys)
+        at = self._count(keys)
+        return Reservation(at, keys, (before[0], before[1]))
+
+    def release(self, reservation: Reservation) -> None:
+        """Undo a reservation that was not a failed guess (a success, a busy server)."""
+        for key, before in zip(reservation.keys, reservation.blocked_before, strict=True):
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                continue
+            if reservation.at in bucket.failures:
+                bucket.failures.remove(reservation.at)
+            if len(bucket.failures) < LOGIN_FREE_FAILURES:
+                bucket.blocked_until = before
+
     def failed(self, username: str, address: str) -> None:
         """Record a failed attempt."""
+        self._count(_keys(username, address))
+
+    def _count(self, keys: tuple[str, str]) -> float:
         now = self._clock()
-        for key in _keys(username, address):
+        for key in keys:
             bucket = self._buckets.setdefault(key, _Bucket())
             bucket.failures = [t for t in bucket.failures if now - t < LOGIN_WINDOW_S]
             bucket.failures.append(now)
@@ -450,6 +569,7 @@ class LoginLimiter:
             self._buckets = {
                 k: b for k, b in self._buckets.items() if b.blocked_until > now or b.failures
             }
+        return now
 
     def succeeded(self, username: str) -> None:
         """Forget the failures of ``username``."""

@@ -23,7 +23,7 @@ from cloud_sync.api.common import (
 )
 from doorkeep import policydoc
 from doorkeep.errors import Conflict, NotFound, PolicyError
-from doorkeep.web import ErrorCode, error_response
+from doorkeep.web import ErrorCode, check_int64, error_response
 
 
 @HANDLERS
@@ -193,8 +193,8 @@ async def site_events(request: web.Request) -> web.Response:
     if q.get("cursor"):
         try:
             at_ts, epoch, seq = json.loads(base64.urlsafe_b64decode(q["cursor"]))
-            before = (float(at_ts), str(epoch), int(seq))
-        except (ValueError, TypeError) as err:
+            before = (float(at_ts), str(epoch), check_int64(int(seq), "cursor"))
+        except (ValueError, TypeError, OverflowError) as err:
             return error_response(
                 400, ErrorCode.BAD_REQUEST, f"cursor is not one this API gave: {err}", "cursor"
             )

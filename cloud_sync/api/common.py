@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -11,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from cloud_sync.store import CloudStore
-from doorkeep.web import Handlers
+from doorkeep.web import Handlers, parse_json
 
 STORE: web.AppKey[CloudStore] = web.AppKey("store", CloudStore)
 SITE: web.RequestKey[str] = web.RequestKey("site_id", str)
@@ -35,8 +34,8 @@ ENTITY_PATHS: dict[str, str] = {
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request's JSON body (``None`` when empty); bad JSON is a 400 ``bad_json``."""
-    return json.loads(await request.read() or b"null")
+    """The request's JSON body (``None`` when empty); bad or too deep JSON is a 400 ``bad_json``."""
+    return parse_json(await request.read() or b"null")
 
 
 def site_id(request: web.Request) -> str:

@@ -46,6 +46,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     NO_SUCH_ENDPOINT = "no_such_endpoint"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    WRONG_HOST = "wrong_host"
     CONFLICT = "conflict"
     POLICY_INVALID = "policy_invalid"
     CONFIG_INVALID = "config_invalid"

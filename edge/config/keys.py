@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from doorkeep.web.hosts import check_host_name
 from doorkeep.web.listen import parse_listen
 from edge.config.sections import (
     BAUDRATES,
@@ -71,6 +72,16 @@ def _listen_check(v: Any) -> str | None:
     return None
 
 
+def _hosts_check(v: Any) -> str | None:
+    bad = [h for h in v if check_host_name(h)]
+    if bad:
+        return (
+            'must be a list of host names like "doors.example.org" (no scheme, no port); '
+            f"{bad[0]!r} is not one"
+        )
+    return None
+
+
 def _url_check(*schemes: str) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         try:
@@ -105,6 +116,7 @@ TABLES: Final[dict[str, dict[str, Key]]] = {
     "web": {
         "listen": Key(STR, "127.0.0.1:8080", _listen_check),
         "tls": Key(BOOL, default=False),
+        "allowed_hosts": Key(LIST, None, _hosts_check),
     },
     "mqtt": {
         "url": Key(STR, check=_url_check("mqtt", "mqtts")),

@@ -104,10 +104,15 @@ class WebSection:
 
     listen: str = "127.0.0.1:8080"
     tls: bool = False
+    #: Extra names the UI and API answer to (lower case); see docs/security.md, DNS rebinding.
+    allowed_hosts: tuple[str, ...] = ()
     host: str = field(init=False)
     port: int = field(init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "allowed_hosts", tuple(h.lower().rstrip(".") for h in self.allowed_hosts)
+        )
         host, port = parse_listen(self.listen)
         object.__setattr__(self, "host", host)
         object.__setattr__(self, "port", port)

@@ -489,7 +489,11 @@ class _Validator:
                 data_dir=data_dir,
                 simulation=site["simulation"],
             ),
-            web=WebSection(listen=web["listen"], tls=web["tls"]),
+            web=WebSection(
+                listen=web["listen"],
+                tls=web["tls"],
+                allowed_hosts=tuple(web["allowed_hosts"] or ()),
+            ),
             mqtt=MqttSection(**mqtt) if mqtt is not None else None,
             cloud=CloudSection(url=cloud["url"], extra=cloud["extra"]) if cloud else None,
             buses=tuple(BusSection(**b) for _, b in buses),

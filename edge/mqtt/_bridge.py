@@ -111,6 +111,8 @@ def _presentation(payload: bytes) -> tuple[str, str]:
 
 
 async def _on_presentation(bridge: MqttBridge, reader: str, payload: bytes) -> None:
+    if not bridge.takes_presentations(reader):
+        return
     kind, value = _presentation(payload)
     await bridge.site.present(reader, kind, value, at=None, actor=ACTOR)
 
@@ -196,10 +198,33 @@ class MqttBridge:
                 "%(name)s is back after %(down_s).0f s; %(dropped)d queued messages were dropped"
             ),
         )
+        #: Presentations dropped per reader because it is not a ``type = "mqtt"`` reader.
+        self.refused_readers: dict[str, int] = {}
         self._stopping = False
         self._session_open = False
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    def takes_presentations(self, reader: str) -> bool:
+        """Whether MQTT may present at ``reader``: only ``type = "mqtt"`` readers may.
+
+        Anyone who can publish to the broker could otherwise "present" a card at a
+        keypad or an OSDP reader. A refused reader is logged once and counted in
+        `refused_readers`; an unknown id goes on to the Site, which refuses it.
+        """
+        section = next((r for r in self.site.config.readers if r.id == reader), None)
+        if section is None or section.type == "mqtt":
+            return True
+        count = self.refused_readers.get(reader, 0)
+        if count == 0:
+            log.warning(
+                'MQTT presentations for reader %r dropped: it is not an MQTT reader (type = "%s");'
+                ' only readers with type = "mqtt" in site.toml take MQTT input',
+                reader,
+                section.type,
+            )
+        self.refused_readers[reader] = count + 1
+        return False
 
     @property
     def connected(self) -> bool:

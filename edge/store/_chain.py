@@ -160,7 +160,8 @@ def decode_cursor(kind: str, cursor: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        ok = data["k"] == kind and isinstance(data["p"], int)
+        # A made-up position past 64 bits would overflow SQLite's INTEGER (a 500).
+        ok = data["k"] == kind and isinstance(data["p"], int) and 0 <= data["p"] < 2**63
     except (binascii.Error, ValueError, KeyError, TypeError) as err:
         raise StoreQueryError(f"cursor {cursor!r} is not a valid {kind} cursor") from err
     if not ok:

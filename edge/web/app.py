@@ -17,10 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
-from doorkeep.web import ApiError, ForbiddenError, error_middleware, mount
+from doorkeep.web import AllowedHosts, ApiError, ForbiddenError, error_middleware, mount, own_names
 from edge.auth import AuthStore, LoginLimiter
 from edge.web import handlers as _handlers  # noqa: F401 - registers every handler
 from edge.web.context import (
+    ALLOWED_HOSTS,
     AUTH,
     CONFIG,
     HANDLERS,
@@ -34,7 +35,7 @@ from edge.web.context import (
 )
 from edge.web.facade import SiteFacade
 from edge.web.inputs import parse_path, parse_query, read_body
-from edge.web.middleware import authenticate, secure_headers
+from edge.web.middleware import authenticate, check_host, secure_headers
 from edge.web.openapi import build_openapi
 from edge.web.routes import API_PREFIX, ROUTES, Route
 from edge.web.stream import close_streams
@@ -58,10 +59,17 @@ def make_app(
     tls: bool,
     static_dir: Path | None = None,
     limiter: LoginLimiter | None = None,
+    allowed_hosts: AllowedHosts | None = None,
 ) -> web.Application:
-    """The web application of one site: REST API, OpenAPI document and the UI."""
+    """The web application of one site: REST API, OpenAPI document and the UI.
+
+    ``allowed_hosts`` defaults to the site's own names (`site_host_names`).
+    """
     HANDLERS.check(ROUTES)
-    app = web.Application(middlewares=[_errors, authenticate], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[_errors, check_host, authenticate], client_max_size=MAX_BODY_BYTES
+    )
+    app[ALLOWED_HOSTS] = allowed_hosts or AllowedHosts(site_host_names(site))
     app[SITE] = site
     app[AUTH] = auth
     app[LIMITER] = limiter or LoginLimiter()
@@ -74,6 +82,15 @@ def make_app(
     app.router.add_static("/static/", root, follow_symlinks=False, append_version=False)
     app.on_shutdown.append(close_streams)
     return app
+
+
+def site_host_names(site: SiteFacade) -> frozenset[str]:
+    """The Host names the site's UI and API answer to: the listen host, loopback, the
+    machine's name and ``<name>.local``, the TLS certificate's names (edge/tls.py, as the
+    daemon makes it) and ``[web] allowed_hosts``."""
+    web_cfg = site.config.web
+    cert = (f"doorkeep-{site.site_id}.local", f"{site.site_id}.local")
+    return own_names(web_cfg.host, *cert, *web_cfg.allowed_hosts)
 
 
 def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from doorkeep.web import ForbiddenError, Handlers
+from doorkeep.web import AllowedHosts, ForbiddenError, Handlers
 from edge.auth import AuthStore, LoginLimiter, Principal, Role
 from edge.web.facade import SiteFacade
 from edge.web.routes import Route
@@ -62,6 +62,7 @@ SITE = web.AppKey("site", SiteFacade)
 AUTH = web.AppKey("auth", AuthStore)
 LIMITER = web.AppKey("limiter", LoginLimiter)
 CONFIG = web.AppKey("config", WebConfig)
+ALLOWED_HOSTS = web.AppKey("allowed_hosts", AllowedHosts)
 STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("streams", set)
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi", dict)
 PRINCIPAL = web.RequestKey("principal", Principal)

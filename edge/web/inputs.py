@@ -6,14 +6,13 @@ once at import. Messages name the failed rule and its limit, never the value (a 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from doorkeep.errors import PolicyError, PolicyIssue
-from doorkeep.web import ApiError, BodySchemas, ErrorCode, Param
+from doorkeep.web import ApiError, BodySchemas, ErrorCode, Param, parse_json
 from edge.web.routes import ROUTES, Route
 from edge.web.schemas import SCHEMAS
 
@@ -34,10 +33,7 @@ async def read_body(request: web.Request, route: Route) -> Any:
         return {}
     if request.content_type != "application/json":
         raise ApiError(400, ErrorCode.BAD_CONTENT_TYPE, "send the body as application/json")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ApiError(400, ErrorCode.BAD_JSON, f"the body is not valid JSON: {err}") from err
+    body = parse_json(raw)
     if route.body in SHAPE_AS_POLICY_ERROR:
         # The policy's schema errors come back as one 422 listing them all, like the
         # facade's semantic ones; the facade then only ever sees well-shaped documents.
@@ -91,11 +87,14 @@ def parse_param(param: Param, raw: str) -> Any:
 
 
 def parse_query(request: web.Request, route: Route) -> dict[str, Any]:
-    """The route's declared query parameters that the request sends."""
+    """The route's declared query parameters that the request sends.
+
+    An empty ``cursor=`` is the first page (a client that pastes back an absent cursor).
+    """
     return {
         q.name: parse_param(q, request.query[q.name])
         for q in route.query
-        if q.name in request.query
+        if q.name in request.query and not (q.name == "cursor" and not request.query[q.name])
     }
 
 

@@ -1,7 +1,8 @@
 """The edge's middlewares: security headers on every answer, then who asks and may they.
 
 Order in the app: the toolkit's error middleware (every failure becomes
-``{"error": {...}}``; `secure_headers` runs on what leaves) → `authenticate` (bearer token
+``{"error": {...}}``; `secure_headers` runs on what leaves) → `check_host` (the Host
+must be one of the gateway's own names: DNS rebinding) → `authenticate` (bearer token
 or session cookie, role from the route row, CSRF on state-changing cookie requests).
 """
 
@@ -15,9 +16,9 @@ from typing import Any
 from aiohttp import web
 
 from doorkeep.errors import AuthError
-from doorkeep.web import ForbiddenError, route_of
+from doorkeep.web import ApiError, ErrorCode, ForbiddenError, route_of
 from edge.auth import Principal
-from edge.web.context import AUTH, CONFIG, PRINCIPAL
+from edge.web.context import ALLOWED_HOSTS, AUTH, CONFIG, PRINCIPAL
 from edge.web.routes import API_PREFIX
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -38,6 +39,20 @@ def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("X-Frame-Options", "DENY")
     if request.path.startswith(API_PREFIX):
         response.headers.setdefault("Cache-Control", "no-store")
+
+
+@web.middleware
+async def check_host(request: web.Request, handler: Callable[..., Awaitable[Any]]) -> Any:
+    """Refuse (421) a request whose Host is not one of the gateway's names, UI included.
+
+    Before any login or token check: a rebound page must not reach onboarding or login.
+    """
+    allowed = request.app[ALLOWED_HOSTS]
+    host = request.headers.get("Host")
+    if not allowed.allows(host):
+        assert host is not None
+        raise ApiError(421, ErrorCode.WRONG_HOST, allowed.refusal(host))
+    return await handler(request)
 
 
 @web.middleware

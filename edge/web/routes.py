@@ -45,7 +45,7 @@ _EVENT_FILTERS = (
 )
 _PAGING = (
     Param("limit", "integer", "page size, 1-1000 (default 100)"),
-    Param("cursor", "string", "the cursor of the previous page"),
+    Param("cursor", "string", "the cursor of the previous page (empty: the first page)"),
 )
 _AUDIT_FILTERS = (_SINCE, _UNTIL, Param("actor", "string", "who made the change"))
 _FORMAT = Param("format", "string", "file format", ("csv", "xlsx"))

@@ -1,8 +1,9 @@
 """The MQTT bridge against a real Mosquitto broker and a whole site on the simulated bus.
 
 Every message here crosses a real broker on a loopback port; the site is the one of
-tests/edge/conftest.py (PIN 2580 opens "gate" via reader "gate-in"; the gate's contact
-is input 1 of the board at address 3). Nothing in the path is mocked.
+tests/edge/conftest.py plus one reader of type ``mqtt``, "gate-mqtt", on the gate (PIN 2580
+opens "gate"; the gate's contact is input 1 of the board at address 3). Only ``mqtt``
+readers take MQTT input: "gate-in" is a ``sim`` reader. Nothing in the path is mocked.
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ from edge.mqtt import MqttBridge, _bridge
 from edge.mqtt.discovery import EVENT_TYPES
 from edge.service import Site
 
-from .conftest import until
+from .conftest import POLICY, SITE_TOML, until
 from .mosquitto import Mosquitto
+from .sites import open_site
 
 BASE = "doorkeep/test"
 STATUS = f"{BASE}/status"
 GATE_STATE = f"{BASE}/door/gate/state"
 GATE_EVENT = f"{BASE}/door/gate/event"
 GATE_SET = f"{BASE}/door/gate/set"
-GATE_IN = f"{BASE}/reader/gate-in/presentation"
+GATE_IN = f"{BASE}/reader/gate-mqtt/presentation"
+SIM_GATE_IN = f"{BASE}/reader/gate-in/presentation"  # a ``sim`` reader: not for MQTT
 DOORS_ADDRESS, GATE_RELAY = 3, 2
 WAIT_S = 5.0
 
@@ -43,6 +46,21 @@ WAIT_S = 5.0
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_bridge, "BACKOFF_BASE_S", 0.05)
     monkeypatch.setattr(_bridge, "BACKOFF_CAP_S", 0.3)
+
+
+MQTT_READER = """
+[[reader]]
+id = "gate-mqtt"
+door = "gate"
+type = "mqtt"
+"""
+
+
+@pytest.fixture
+async def site(site_dir: Path) -> AsyncIterator[Site]:
+    async with open_site(site_dir, SITE_TOML + MQTT_READER, POLICY) as running:
+        await until(lambda: "doors" in running.hw._last_inputs)
+        yield running
 
 
 @pytest.fixture
@@ -161,7 +179,7 @@ async def test_pin_on_the_reader_topic_pulses_the_gate_and_publishes_the_access_
         event = (await w.next(GATE_EVENT, field("type", "access"))).json()
         await pulsed  # the relay of the gate closed
         assert event["result"] == "success" and event["person"] == "p-ann"
-        assert event["reader"] == "gate-in" and event["detail"]["actor"] == "mqtt"
+        assert event["reader"] == "gate-mqtt" and event["detail"]["actor"] == "mqtt"
         assert event["credential_kind"] == "pin"
         # the door's own "unlocked" event is on the same topic (after the access event
         # that caused it), and no value anywhere
@@ -386,6 +404,29 @@ async def test_bridge_reconnects_after_a_broker_restart_and_sends_what_happened_
 
 
 # --- malformed input and secrets ------------------------------------------------------------
+
+
+async def test_presentations_for_a_reader_that_is_not_an_mqtt_reader_are_dropped(
+    site: Site, broker: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with watch(broker, f"{BASE}/#") as w, bridge(site, broker) as running:
+        await w.next(STATUS, is_online)
+        for kind, value in [("rf_card", "00209CBF"), ("pin", "2580"), ("pin", "2580")]:
+            await w.publish(SIM_GATE_IN, json.dumps({"kind": kind, "value": value}))
+        await w.publish(f"{BASE}/reader/lobby-in/presentation", '{"kind":"pin","value":"2580"}')
+        # a presentation on the MQTT reader is a barrier: the ones before it are handled
+        await w.publish(GATE_IN, json.dumps({"kind": "pin", "value": "1111"}))
+        denied = (await w.next(GATE_EVENT, field("type", "access"))).json()
+        assert denied["reader"] == "gate-mqtt" and denied["result"] == "failed"
+        assert running.refused_readers == {"gate-in": 3, "lobby-in": 1}
+    assert not [m for m in w.seen if m.topic == GATE_EVENT and field("action", "unlocked")(m)]
+    events, _ = await site.events(type="access")
+    assert [e["reader"] for e in events] == ["gate-mqtt"]  # nothing from gate-in or lobby-in
+    refusals = [r.getMessage() for r in caplog.records if "not an MQTT reader" in r.getMessage()]
+    assert len(refusals) == 2, refusals  # once per reader, not once per message
+    assert "gate-in" in refusals[0] and 'type = "sim"' in refusals[0]
+    assert not any("2580" in r.getMessage() or "00209CBF" in r.getMessage() for r in caplog.records)
 
 
 async def test_malformed_presentations_are_dropped_without_their_values_in_any_log_line(

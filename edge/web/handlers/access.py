@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from doorkeep.errors import AuthError
 from doorkeep.web import ApiError, ErrorCode
-from edge.auth import Principal
+from edge.auth import HashPoolBusy, Principal, Reservation
 from edge.web.context import (
     CONFIG,
     HANDLERS,
@@ -25,6 +26,7 @@ from edge.web.context import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _me(principal: Principal, csrf: str | None) -> dict[str, Any]:
@@ -36,13 +38,32 @@ def _me(principal: Principal, csrf: str | None) -> dict[str, Any]:
     }
 
 
-def _limited(call: Call, username: str) -> None:
-    wait = call.request.app[LIMITER].retry_after(username, call.request.remote or "?")
-    if wait > 0:
-        message = f"too many failed attempts; try again in {wait:.0f} s"
-        err = ApiError(429, ErrorCode.RATE_LIMITED, message)
-        err.headers["Retry-After"] = str(max(1, round(wait)))
-        raise err
+def _too_many(message: str, wait: float) -> ApiError:
+    err = ApiError(429, ErrorCode.RATE_LIMITED, message)
+    err.headers["Retry-After"] = str(max(1, round(wait)))
+    return err
+
+
+def _reserve(call: Call, username: str) -> Reservation:
+    """Count this attempt before any password is hashed, or answer 429."""
+    limiter = call.request.app[LIMITER]
+    address = call.request.remote or "?"
+    reservation = limiter.reserve(username, address)
+    if reservation is None:
+        wait = limiter.retry_after(username, address)
+        raise _too_many(f"too many failed attempts; try again in {wait:.0f} s", wait)
+    return reservation
+
+
+async def _hashed(call: Call, reservation: Reservation, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on the auth store's hash pool; 429 (and the slot back) when it is full."""
+    try:
+        return await call.auth.hashing.run(fn, *args)
+    except HashPoolBusy:
+        call.request.app[LIMITER].release(reservation)
+        raise _too_many(
+            "the gateway is checking too many passwords at once; try again", 1
+        ) from None
 
 
 @HANDLERS
@@ -55,15 +76,23 @@ async def setup(call: Call) -> Any:
     body = call.body
     limiter = call.request.app[LIMITER]
     address = call.request.remote or "?"
-    _limited(call, "setup")
+    reservation = _reserve(call, "setup")
     try:
-        principal = await asyncio.to_thread(
-            call.auth.complete_setup, body["code"], body["username"], body["password"]
+        principal = await _hashed(
+            call,
+            reservation,
+            call.auth.complete_setup,
+            body["code"],
+            body["username"],
+            body["password"],
         )
     except AuthError:
-        limiter.failed("setup", address)
         log.warning("wrong setup code from %s", address)
         raise
+    except Exception:
+        limiter.release(reservation)  # not a guess: a bad name or password, a used code
+        raise
+    limiter.release(reservation)
     session = await asyncio.to_thread(call.auth.create_session, principal.name)
     call.principal = session.principal
     await audit(call, "auth.setup", f"user:{principal.name}", {"role": "admin"})
@@ -77,12 +106,12 @@ async def login(call: Call) -> Any:
     username, password = call.body["username"], call.body["password"]
     limiter = call.request.app[LIMITER]
     address = call.request.remote or "?"
-    _limited(call, username)
-    principal = await asyncio.to_thread(call.auth.authenticate, username, password)
+    reservation = _reserve(call, username)  # counted as a failure until it succeeds
+    principal = await _hashed(call, reservation, call.auth.authenticate, username, password)
     if principal is None:
-        limiter.failed(username, address)
         log.info("failed login for %r from %s", username, address)
         raise AuthError("wrong username or password")
+    limiter.release(reservation)
     limiter.succeeded(username)
     # Rotate: a session id planted before login (fixation) never becomes a logged-in one.
     old = call.request.cookies.get(call.request.app[CONFIG].cookie_name)
@@ -118,7 +147,9 @@ async def list_users(call: Call) -> Any:
 @HANDLERS
 async def create_user(call: Call) -> Any:
     b = call.body
-    user = await asyncio.to_thread(call.auth.create_user, b["username"], b["password"], b["role"])
+    user = await call.auth.hashing.run(
+        call.auth.create_user, b["username"], b["password"], b["role"]
+    )
     await audit(call, "user.create", f"user:{b['username']}", {"role": b["role"]})
     return user
 

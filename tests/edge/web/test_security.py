@@ -257,6 +257,7 @@ async def test_setup_over_http_creates_the_admin_once(site: Site, clock: Clock) 
         assert (await first.json())["role"] == "admin"
         again = await client.post("/api/v1/auth/setup", json={**body, "username": "evil"})
         assert again.status == 401
+    auth.close()  # and its hash pool's thread
     newest, _ = await site.audit_log(limit=1)
     assert newest[0]["action"] == "auth.setup"
 
