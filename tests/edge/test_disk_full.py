@@ -241,25 +241,27 @@ async def test_a_locked_database_is_an_io_fault_the_rest_api_answers_without_a_t
         ):
             other = sqlite3.connect(site.store.path, isolation_level=None)
             other.execute("BEGIN IMMEDIATE")
-            reader, kind, value = CARD
-            body = {"reader": reader, "kind": kind, "value": value}
-            resp = await client.post("/api/v1/presentations", json=body, headers=headers)
-            assert resp.status == 200
-            answer = await resp.json()
-            assert answer["granted"] is True
-            health = await (await client.get("/api/v1/health")).json()
-            assert health["status"] == "degraded"
-            assert health["degraded"] == ["storage"]
-            assert "locked" in health["storage"]["error"]
-            # a write that is not an event cannot be held: 503, saying why, no traceback
-            person = {"id": "p-new", "kind": "staff"}
-            resp = await client.put("/api/v1/people/p-new", json=person, headers=headers)
-            text = await resp.text()
-            assert resp.status == 503, text
-            assert (await resp.json())["error"]["code"] == "storage_unavailable"
-            assert "Traceback" not in text
-            other.execute("ROLLBACK")
-            other.close()
+            try:  # a failed assertion must not leave the lock held: the store would wait on it
+                reader, kind, value = CARD
+                body = {"reader": reader, "kind": kind, "value": value}
+                resp = await client.post("/api/v1/presentations", json=body, headers=headers)
+                assert resp.status == 200
+                answer = await resp.json()
+                assert answer["granted"] is True
+                health = await (await client.get("/api/v1/health")).json()
+                assert health["status"] == "degraded"
+                assert health["degraded"] == ["storage"]
+                assert "locked" in health["storage"]["error"]
+                # a write that is not an event cannot be held: 503, saying why, no traceback
+                person = {"id": "p-new", "kind": "staff"}
+                resp = await client.put("/api/v1/people/p-new", json=person, headers=headers)
+                text = await resp.text()
+                assert resp.status == 503, text
+                assert (await resp.json())["error"]["code"] == "storage_unavailable"
+                assert "Traceback" not in text
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
             await until(lambda: site.health()["status"] == "ok", timeout=10)
             health = await (await client.get("/api/v1/health")).json()
             assert health["status"] == "ok"
