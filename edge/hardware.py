@@ -33,15 +33,24 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Self
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from doorkeep.errors import DeviceError, NotFound
 from drivers.base import RelayBoard
 from drivers.catalogue import BOARD_TYPES, open_board
-from edge.config import DoorSection, InputSection, SiteConfig
+from edge.config import DoorSection, SiteConfig
 from edge.core import doorstate as ds
+from edge.hwparts import (
+    BoardSink,
+    DoorController,
+    DoorEventSink,
+    DoorNote,
+    InputDebounce,
+    InputSink,
+    Outcome,
+    TaskGroupOwner,
+)
 from rs485.bus import Bus
 from rs485.sim import SimulatedBus
 
@@ -50,141 +59,12 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.1  # door inputs are read at 10 Hz
 TICK_INTERVAL_S = 0.25  # timers (pulse end, held-open) advance this often
 FLOOR_PULSE_MS = 5000  # how long a granted lift floor stays enabled
-INPUT_CONFIRM_POLLS = 2  # a site input's new level counts once read on this many polls
-
-
-@dataclass(slots=True)
-class InputDebounce:
-    """One site input's confirmed level, from raw reads (pure: no I/O, no clock).
-
-    ``read(level)`` returns the new confirmed level when a change (or the very first
-    level) has been read ``polls`` times in a row, else None.
-    """
-
-    polls: int = INPUT_CONFIRM_POLLS
-    level: bool | None = None  # None until the first level is confirmed
-    _candidate: bool | None = None
-    _seen: int = 0
-
-    def read(self, raw: bool) -> bool | None:
-        if raw == self.level:
-            self._candidate, self._seen = None, 0
-            return None
-        if raw != self._candidate:
-            self._candidate, self._seen = raw, 0
-        self._seen += 1
-        if self._seen < self.polls:
-            return None
-        self.level, self._candidate, self._seen = raw, None, 0
-        return raw
-
-
-@dataclass(frozen=True, slots=True)
-class DoorNote:
-    """A door event (``alarm`` None) or a door alarm that one step of a door produced.
-
-    ``result`` is ``offline`` for an event whose relay command the board did not confirm;
-    ``source`` names what an alarm is about when that is not the door (``board:channel``).
-    """
-
-    door: str
-    action: str
-    alarm: str | None
-    detail: Mapping[str, Any]
-    result: str = "success"
-    source: str | None = None
-
-
 #: Inputs that release the lock for one pulse. When the board does not confirm the pulse,
 #: the door never released: its machine goes back to where it was and the release is not
 #: logged (a grant is then ``offline``, never ``unlocked``).
 _RELEASE_INPUTS = (ds.Grant, ds.OperatorUnlock, ds.ExitButton)
 #: Door events that say a relay moved; logged ``offline`` when the command was not confirmed.
 _RELAY_ACTIONS = frozenset({ds.DoorAction.UNLOCKED, ds.DoorAction.LOCKED})
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one command to the hardware did.
-
-    ``commanded`` lists the relay commands sent (``"pulse gate-relay 5000 ms"``),
-    ``confirmed`` is True only when every one was confirmed by an online board, and
-    ``notes`` are the door events and alarms that resulted, in the order they happened.
-    """
-
-    commanded: tuple[str, ...] = ()
-    confirmed: bool = True
-    notes: tuple[DoorNote, ...] = ()
-
-    @staticmethod
-    def merge(outcomes: Iterable[Outcome]) -> Outcome:
-        """Several commands as one (an emergency over a group of doors)."""
-        done = list(outcomes)
-        return Outcome(
-            commanded=tuple(c for o in done for c in o.commanded),
-            confirmed=all(o.confirmed for o in done),
-            notes=tuple(n for o in done for n in o.notes),
-        )
-
-
-# Where what nobody commanded goes (the Site): door notes from inputs and timers, and
-# board online/offline edges.
-DoorEventSink = Callable[[DoorNote], Awaitable[None]]
-BoardSink = Callable[[str, bool], Awaitable[None]]
-# A site input became active (True) or inactive (False), debounced.
-InputSink = Callable[[InputSection, bool], Awaitable[None]]
-
-
-class _TaskGroup:
-    """Background loops as named tasks in one ``asyncio.TaskGroup``.
-
-    Leaving cancels them and waits for them. The body's own exception passes through
-    as it is (a bare ``async with TaskGroup()`` would wrap it in an ExceptionGroup, and
-    callers of ``Hardware.open`` catch plain errors).
-    """
-
-    def __init__(self) -> None:
-        self._group = asyncio.TaskGroup()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> Self:
-        await self._group.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await self._group.__aexit__(None, None, None)
-
-    def start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = self._group.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-
-@dataclass(slots=True)
-class DoorController:
-    """One door: the pure state machine plus the board channels it drives and reads."""
-
-    config: DoorSection
-    board: RelayBoard
-    state: ds.DoorState
-    contact_board: RelayBoard | None = None
-    exit_board: RelayBoard | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def describe(self) -> dict[str, Any]:
-        state = self.state.as_dict()
-        if self.config.contact is None:
-            state["contact"] = None  # no contact wired: unknown, not "closed"
-        return {
-            "id": self.config.id,
-            "name": self.config.name,
-            "kind": self.config.kind,
-            **state,
-            "board_online": self.board.online,
-            "relay": str(self.config.relay),
-        }
 
 
 class Hardware:
@@ -198,7 +78,7 @@ class Hardware:
         self.doors: dict[str, DoorController] = {}
         self._on_door: DoorEventSink | None = None
         self._on_board: BoardSink | None = None
-        self._tasks: _TaskGroup | None = None
+        self._tasks: TaskGroupOwner | None = None
         self._last_inputs: dict[str, tuple[bool, ...]] = {}
         self._input_failures: dict[str, bool] = {}
         self._failing_relays: set[str] = set()  # "board:channel" whose last command failed
@@ -257,7 +137,7 @@ class Hardware:
                     contact_board=hw.boards[door.contact.board] if door.contact else None,
                     exit_board=hw.boards[door.exit_button.board] if door.exit_button else None,
                 )
-            hw._tasks = tasks = await stack.enter_async_context(_TaskGroup())
+            hw._tasks = tasks = await stack.enter_async_context(TaskGroupOwner())
             if start:
                 hw._start(tasks)
             yield hw
@@ -276,7 +156,7 @@ class Hardware:
             state = "online" if online else "offline"
             self._tasks.start(self._board_changed(board_id, online), f"board-{board_id}-{state}")
 
-    def _start(self, tasks: _TaskGroup) -> None:
+    def _start(self, tasks: TaskGroupOwner) -> None:
         polled = {
             ref.board
             for door in self.config.doors
@@ -299,7 +179,7 @@ class Hardware:
             commanded: list[str] = []
             failed: list[tuple[str, DeviceError]] = []
             for command in step.commands:
-                if isinstance(command, ds.RelayOff) and self._board_already_off(ctl, step):
+                if isinstance(command, ds.RelayOff) and _board_already_off(ctl, step):
                     continue
                 described = _describe(ctl, command)
                 commanded.append(described)
@@ -310,7 +190,7 @@ class Hardware:
             if reverted:
                 ctl.state = before
                 if not before.relay_on:
-                    await self._relock(ctl)
+                    await _relock(ctl)
         notes: list[DoorNote] = []
         if not reverted:
             notes += [
@@ -362,26 +242,6 @@ class Hardware:
                     await self._on_door(note)
                 except Exception:
                     log.exception("door %s: recording %s failed", door_id, note.action)
-
-    @staticmethod
-    def _board_already_off(ctl: DoorController, step: ds.Step) -> bool:
-        """A relock at the end of a pulse on a board with its own pulse timer: the board
-        switched the relay off by itself, so a RelayOff would only put one more frame on
-        the bus in front of the next door command."""
-        board_type = BOARD_TYPES.get(ctl.board.type_name)
-        return bool(board_type and board_type.own_timer) and any(
-            e.action is ds.DoorAction.LOCKED and e.detail == "window_ended" for e in step.events
-        )
-
-    @staticmethod
-    async def _relock(ctl: DoorController) -> None:
-        """After an unconfirmed release: the board may have switched the relay all the same
-        (a late or garbled answer to a write it carried out), so switch it off again. Best
-        effort; if this fails too, the relay's alarm is already raised."""
-        try:
-            await ctl.board.set_relay(ctl.config.relay.channel, False)
-        except DeviceError as err:
-            log.warning("door %s: relock after a failed release failed: %s", ctl.config.id, err)
 
     async def _command(self, ctl: DoorController, command: Any) -> DeviceError | None:
         """Carry out one relay command; the error when the board did not confirm it."""
@@ -629,6 +489,26 @@ def _describe(ctl: DoorController, command: ds.Command) -> str:
     if isinstance(command, ds.RelayPulse):
         return f"pulse {relay} {command.ms} ms"
     return f"{'on' if isinstance(command, ds.RelayOn) else 'off'} {relay}"
+
+
+def _board_already_off(ctl: DoorController, step: ds.Step) -> bool:
+    """A relock at the end of a pulse on a board with its own pulse timer: the board
+    switched the relay off by itself, so a RelayOff would only put one more frame on
+    the bus in front of the next door command."""
+    board_type = BOARD_TYPES.get(ctl.board.type_name)
+    return bool(board_type and board_type.own_timer) and any(
+        e.action is ds.DoorAction.LOCKED and e.detail == "window_ended" for e in step.events
+    )
+
+
+async def _relock(ctl: DoorController) -> None:
+    """After an unconfirmed release: the board may have switched the relay all the same
+    (a late or garbled answer to a write it carried out), so switch it off again. Best
+    effort; if this fails too, the relay's alarm is already raised."""
+    try:
+        await ctl.board.set_relay(ctl.config.relay.channel, False)
+    except DeviceError as err:
+        log.warning("door %s: relock after a failed release failed: %s", ctl.config.id, err)
 
 
 def stalled_buses(hw: Hardware, limit_s: float) -> list[str]:

@@ -23,7 +23,8 @@ from typing import Any
 from doorkeep.errors import NotFound
 from edge.config import InputSection, SiteConfig, write_site_toml
 from edge.core.schedule import Instant
-from edge.hardware import DoorNote, Hardware, Outcome
+from edge.hardware import Hardware
+from edge.hwparts import DoorNote, Outcome
 from edge.site.log import EventLog
 from edge.site.policy import SitePolicy
 from edge.store import EdgeStore

@@ -29,7 +29,7 @@ from edge.config import (
     parse_site_config,
     write_site_toml,
 )
-from edge.hardware import InputDebounce
+from edge.hwparts import InputDebounce
 from edge.service import Site
 from edge.web.app import make_app
 from rs485.sim import SimBoard
