@@ -2,11 +2,15 @@
 
 :func:`render_site_toml` turns a config dict into TOML; :func:`write_site_toml`
 validates that text by parsing it and then replaces the file atomically, keeping the
-previous version as ``site.toml.bak``.
+previous version as ``site.toml.bak``. When the file exists, the change is applied to it
+with tomlkit instead (:func:`update_site_toml`), so the installer's comments and layout
+stay: a table that is kept (``[web]``, or the ``[[door]]`` with the same id) keeps its
+comments and key order, changed values change in place, and only what was removed goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,6 +19,10 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import AoT, Table
 
 from edge.config.keys import ARRAYS, SINGLE
 from edge.config.sections import BoardTypes, SiteConfig, SiteConfigError
@@ -29,8 +37,8 @@ def render_site_toml(cfg_dict: Mapping[str, Any]) -> str:
     """TOML text for a site config dict (the shape of ``SiteConfig.raw``).
 
     Tables come in a fixed order (``[site]``, ``[web]``, ..., ``[[output]]``); keys keep
-    their order; nested tables (``options``) are written inline. Comments of an edited
-    file are not kept: the installer UI owns the file it writes.
+    their order; nested tables (``options``) are written inline. This is the text of a
+    new file; an existing one is changed in place by :func:`update_site_toml`.
     """
     if not isinstance(cfg_dict, Mapping):
         raise TypeError(f"site config must be a dict, got {type(cfg_dict).__name__}")
@@ -89,6 +97,55 @@ def _value(v: Any) -> str:
     raise TypeError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
 
 
+def update_site_toml(text: str, cfg_dict: Mapping[str, Any]) -> str:
+    """``text`` (an existing site.toml) changed to say what ``cfg_dict`` says, keeping
+    its comments and layout wherever a table is kept (tables of arrays match by ``id``)."""
+    doc = tomlkit.parse(text)
+    for name in [k for k in doc if k not in cfg_dict]:
+        del doc[name]
+    for name, value in cfg_dict.items():
+        old = doc.get(name)
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            doc[name] = _merged_aot(old if isinstance(old, AoT) else None, value)
+        elif isinstance(value, Mapping) and isinstance(old, Table):
+            _update_table(old, value)
+        else:
+            doc[name] = _item(value)
+    return tomlkit.dumps(doc)
+
+
+def _merged_aot(old: AoT | None, items: list[Mapping[str, Any]]) -> AoT:
+    kept = {t.get("id"): t for t in (old.body if old is not None else []) if "id" in t}
+    out = tomlkit.aot()
+    for item in items:
+        table = kept.pop(item.get("id"), None)
+        if table is None:
+            table = tomlkit.table()
+        _update_table(table, item)
+        out.append(table)
+    return out
+
+
+def _update_table(table: Table, values: Mapping[str, Any]) -> None:
+    for key in [k for k in table if values.get(k) is None]:
+        del table[key]
+    for key, value in values.items():
+        if value is not None and (key not in table or table[key] != value):
+            table[key] = _item(value)
+
+
+def _item(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        inline = tomlkit.inline_table()
+        inline.update({k: _item(v) for k, v in value.items() if v is not None})
+        return inline
+    if isinstance(value, list | tuple):
+        return [_item(v) for v in value]
+    return value
+
+
 def write_site_toml(
     path: str | os.PathLike[str],
     cfg_dict: Mapping[str, Any],
@@ -104,7 +161,11 @@ def write_site_toml(
     """
     p = Path(path)
     try:
-        text = render_site_toml(cfg_dict)
+        text = render_site_toml(cfg_dict)  # checks that everything can be TOML
+        # a file tomlkit cannot read is rewritten whole (a .bak stays)
+        with contextlib.suppress(TOMLKitError, UnicodeDecodeError):
+            if p.exists():
+                text = update_site_toml(p.read_text(encoding="utf-8"), cfg_dict)
     except (TypeError, ValueError) as err:  # a null or an object TOML cannot hold
         raise SiteConfigError(p, [f"{p}: cannot be written as TOML: {err}"]) from err
     config = parse_site_config(text, p, board_types=board_types)
