@@ -79,6 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         auth_mod.SCRYPT_N = saved
 
 
+@pytest.mark.reliability  # its cases feed the row below, so the script runs it too
 @schema.exclude(operation_id="stream").parametrize()
 @settings(
     max_examples=EXAMPLES,
