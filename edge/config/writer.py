@@ -109,6 +109,10 @@ def update_site_toml(text: str, cfg_dict: Mapping[str, Any]) -> str:
             doc[name] = _merged_aot(old if isinstance(old, AoT) else None, value)
         elif isinstance(value, Mapping) and isinstance(old, Table):
             _update_table(old, value)
+        elif isinstance(value, Mapping):  # a new table: ``[cloud]``, not an inline one
+            table = tomlkit.table()
+            _update_table(table, value)
+            doc[name] = table
         else:
             doc[name] = _item(value)
     return tomlkit.dumps(doc)

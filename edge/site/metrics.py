@@ -18,9 +18,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+# No ``*_created`` series: a start timestamp per counter is noise to a scraper (Prometheus
+# knows when a counter reset), and digits that change with every start in every answer.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 __all__ = [
     "BUS_OUTCOMES",
