@@ -80,6 +80,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.mark.reliability  # its cases feed the row below, so the script runs it too
+@pytest.mark.blocking_ok(
+    "the site's loop runs in a thread of this process while hypothesis builds cases and "
+    "checks answers in the main thread: the loop's wait for the GIL counts as a wait "
+    "(CI saw 3 ms of CPU and 500 ms of GIL wait in one aiohttp connection_lost)"
+)
 @schema.exclude(operation_id="stream").parametrize()
 @settings(
     max_examples=EXAMPLES,
