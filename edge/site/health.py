@@ -114,21 +114,31 @@ def _boards(site: Site) -> list[Component]:
 
 
 def _readers(site: Site) -> list[Component]:
-    # Readers report no link state yet; a type without a driver is named, not failed.
+    # A reader with a link of its own (edge/readers) reports it; a type without a driver
+    # is named, not failed.
     from edge.daemon import UNDRIVEN_READER_TYPES  # noqa: PLC0415 - the daemon imports us
 
     if not site.hw.boards:
         return []
-    return [
-        Component(
-            f"reader {r.id}",
-            True,
-            "no driver for this type: presentations come through REST or MQTT"
-            if r.type in UNDRIVEN_READER_TYPES
-            else "",
-        )
-        for r in site.config.readers
-    ]
+    rows = []
+    for r in site.config.readers:
+        state = site.readers.state(r.id)
+        if r.type in UNDRIVEN_READER_TYPES:
+            rows.append(
+                Component(
+                    f"reader {r.id}",
+                    True,
+                    "no driver for this type: presentations come through REST or MQTT",
+                )
+            )
+        elif state.online is False:
+            why = state.detail.get("reason") or "not answering"
+            rows.append(Component(f"reader {r.id}", False, f"offline: {why}"))
+        elif state.secure is False and r.options.get("secure", True):
+            rows.append(Component(f"reader {r.id}", False, "Secure Channel is not active"))
+        else:
+            rows.append(Component(f"reader {r.id}", True, ""))
+    return rows
 
 
 def _mqtt(site: Site) -> list[Component]:

@@ -36,6 +36,7 @@ from edge.config import SiteConfig, load_site_config
 from edge.core.decide import Decision, Presentation, Reason, SiteState, decide
 from edge.core.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec
 from edge.hardware import Hardware, NullHardware
+from edge.readers import Readers
 from edge.site import health
 from edge.site.capture import Captures
 from edge.site.clock import Clock, ClockGuard, SystemClock
@@ -131,6 +132,10 @@ class Site:
         # (policy version, when this process first saw it in force): doorkeep_policy_age
         self.policy_seen: tuple[int, datetime] = (self.snapshot.version, self.clock())
         store.on_storage_alarm = lambda recorded: health.storage_alarm(self, recorded)
+        # physical readers (edge/readers): their reads go through present(), like REST's
+        self.readers = Readers(
+            config.readers, present=self.present, raise_alarm=self.log.raise_alarm, now=self.clock
+        )
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -161,12 +166,18 @@ class Site:
             await site.door_control.restore()
             await site.clock_guard.check()
             watcher = asyncio.create_task(site.clock_guard.watch(), name="clock-guard")
+            readers = None
+            if start_hardware and with_hardware:
+                site.readers.attach_configured(config)
+                readers = asyncio.create_task(site.readers.run(), name="readers")
             try:
                 yield site
             finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                for task in (watcher, readers):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
                 await site.clock_guard.flush()
 
     @property

@@ -282,6 +282,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Entity": {"type": "object", "required": ["id"], "properties": {"id": _ID}},
     "Entities": _items("Entity"),
+    "Readers": _items("ReaderStatus"),
+    "ReaderStatus": {
+        "type": "object",
+        "required": ["id", "type", "door", "online", "secure", "last_seen", "detail"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string"},
+            "door": {"type": "string"},
+            "online": {"type": ["boolean", "null"]},
+            "secure": {"type": ["boolean", "null"]},
+            "last_seen": {"type": ["string", "null"], "format": "date-time"},
+            "detail": _OBJ,
+        },
+    },
     "Hardware": {
         "type": "object",
         "required": ["buses", "boards", "doors", "readers", "outputs"],

@@ -45,3 +45,8 @@ async def test_relay(call: Call) -> Any:
 async def capture_card(call: Call) -> Any:
     timeout_s = (call.body or {}).get("timeout_s", 20.0)
     return await call.site.capture_next_card(call.path["id"], timeout_s)
+
+
+@HANDLERS
+async def list_readers(call: Call) -> Any:
+    return {"items": call.site.readers.status()}

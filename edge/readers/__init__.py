@@ -1,0 +1,5 @@
+"""Physical readers: drivers per reader type feeding ``Site.present`` (edge/readers/hub.py)."""
+
+from edge.readers.hub import DRIVERS, Feedback, ReaderDriver, Readers, ReaderState, feedback_for
+
+__all__ = ["DRIVERS", "Feedback", "ReaderDriver", "ReaderState", "Readers", "feedback_for"]
