@@ -59,6 +59,8 @@ def _parameters(
             schema["enum"] = list(q.enum)
         if q.fmt:
             schema["format"] = q.fmt
+        if q.pattern:
+            schema["pattern"] = q.pattern
         if q.name == "limit":
             schema.update(minimum=1, maximum=1000)
         params.append(

@@ -33,6 +33,7 @@ class Param:
     description: str
     enum: tuple[str, ...] = ()
     fmt: str | None = None
+    pattern: str | None = None  # a regular expression the whole value matches
 
     def __post_init__(self) -> None:
         if self.type not in _QUERY_TYPES:

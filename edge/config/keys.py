@@ -40,10 +40,15 @@ class Key:
     check: Callable[[Any], str | None] | None = None
 
 
+#: check -> the JSON Schema words it amounts to (the REST API's HardwareConfig schema)
+CHECK_SCHEMAS: dict[Callable[[Any], str | None], dict[str, Any]] = {}
+
+
 def _one_of(options: Collection[Any]) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         return None if v in options else f"must be one of {', '.join(map(str, options))}"
 
+    CHECK_SCHEMAS[check] = {"enum": list(options)}
     return check
 
 
@@ -51,6 +56,7 @@ def _between(lo: int, hi: int) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         return None if lo <= v <= hi else f"must be between {lo} and {hi}"
 
+    CHECK_SCHEMAS[check] = {"minimum": lo, "maximum": hi}
     return check
 
 
@@ -62,6 +68,10 @@ def _id_check(v: Any) -> str | None:
 
 def _nonempty(v: Any) -> str | None:
     return None if v.strip() else "must not be empty"
+
+
+CHECK_SCHEMAS[_nonempty] = {"pattern": "\\S"}
+CHECK_SCHEMAS[_id_check] = {"pattern": ID_RE.pattern}
 
 
 def _listen_check(v: Any) -> str | None:

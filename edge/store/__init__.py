@@ -9,6 +9,7 @@ from edge.store._chain import (
     SensitiveDataError,
     StoreError,
     StoreQueryError,
+    cursor_pattern,
     event_hash,
     genesis_hash,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "StorageUnavailable",
     "StoreError",
     "StoreQueryError",
+    "cursor_pattern",
     "event_hash",
     "genesis_hash",
     "read_policy",

@@ -6,6 +6,7 @@ once at import. Messages name the failed rule and its limit, never the value (a 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -34,16 +35,18 @@ async def read_body(request: web.Request, route: Route) -> Any:
     if request.content_type != "application/json":
         raise ApiError(400, ErrorCode.BAD_CONTENT_TYPE, "send the body as application/json")
     body = parse_json(raw)
-    if route.body in SHAPE_AS_POLICY_ERROR:
+    if route.body in SHAPE_AS_POLICY_ERROR or route.kind:
         # The policy's schema errors come back as one 422 listing them all, like the
         # facade's semantic ones; the facade then only ever sees well-shaped documents.
+        # One entity's body (POST/PUT /people, ...) is a piece of the policy: the same.
         if not isinstance(body, dict):
             raise ApiError(400, ErrorCode.INVALID_BODY, "the body must be a JSON object")
+        entity = f"{route.kind}/{request.match_info.get('id') or body.get('id') or '-'}"
         issues = [
             # The schema's own message may quote the offending value: it could be a PIN.
             PolicyIssue(
-                "/".join(p.at[:2]) or "document",
-                p.field(skip=2) or "-",
+                entity if route.kind else "/".join(p.at[:2]) or "document",
+                p.field(skip=0 if route.kind else 2) or "-",
                 f"fails the schema rule '{p.rule}'",
             )
             for p in BODIES.problems(route.body, body)
@@ -63,6 +66,8 @@ def parse_param(param: Param, raw: str) -> Any:
     name = param.name
     if param.enum and raw not in param.enum:
         raise ApiError(400, _BAD_QUERY, f"{name} must be one of {list(param.enum)}", name)
+    if param.pattern and not re.search(param.pattern, raw):
+        raise ApiError(400, _BAD_QUERY, f"{name} must match {param.pattern}", name)
     if param.type == "integer":
         try:
             value = int(raw)

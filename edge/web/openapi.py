@@ -6,6 +6,7 @@ from typing import Any
 
 from doorkeep.web import build_openapi as _build
 from doorkeep.web import error_responses
+from doorkeep.web.openapi import default_path_schema
 from edge.web.routes import API_PREFIX, ROUTES, Route
 from edge.web.schemas import SCHEMAS
 
@@ -36,6 +37,13 @@ def _errors(route: Route) -> dict[str, Any]:
     return _PUBLIC_ERRORS
 
 
+def _path_schema(route: Route, name: str) -> dict[str, Any]:
+    # An entity's id in the URL follows the policy's id rule, as the body's does.
+    if route.kind and name == "id":
+        return {"$ref": "#/components/schemas/Policy_id"}
+    return default_path_schema(route, name)
+
+
 def _extra(route: Route) -> dict[str, Any]:
     out: dict[str, Any] = {"x-role": route.role.value if route.role else "public"}
     if route.role is None:
@@ -59,4 +67,5 @@ def build_openapi(*, version: str, title: str = "doorkeep site API") -> dict[str
         security=[{"bearer": []}, {"session": []}],
         errors=_errors,
         extra=_extra,
+        path_schema=_path_schema,
     )

@@ -13,7 +13,8 @@ from __future__ import annotations
 from doorkeep.web import Param
 from doorkeep.web import Route as _Route
 from edge.auth import Role
-from edge.web.schemas import HARDWARE_TABLES, SCHEMAS
+from edge.store import cursor_pattern
+from edge.web.schemas import HARDWARE_TABLES, SCHEMAS, entity_schema
 
 __all__ = ["API_PREFIX", "ENTITY_KINDS", "HARDWARE_TABLES", "ROUTES", "SCHEMAS", "Param", "Route"]
 
@@ -43,10 +44,16 @@ _EVENT_FILTERS = (
     Param("person", "string", "person id"),
     Param("result", "string", "outcome", ("success", "failed", "offline")),
 )
-_PAGING = (
-    Param("limit", "integer", "page size, 1-1000 (default 100)"),
-    Param("cursor", "string", "the cursor of the previous page (empty: the first page)"),
-)
+
+
+def _paging(kind: str) -> tuple[Param, ...]:
+    cursor = "the cursor of the previous page (empty: the first page)"
+    return (
+        Param("limit", "integer", "page size, 1-1000 (default 100)"),
+        Param("cursor", "string", cursor, pattern=cursor_pattern(kind)),
+    )
+
+
 _AUDIT_FILTERS = (_SINCE, _UNTIL, Param("actor", "string", "who made the change"))
 _FORMAT = Param("format", "string", "file format", ("csv", "xlsx"))
 
@@ -112,12 +119,12 @@ _CORE: tuple[Route, ...] = (
     # logs
     Route("GET", "/events", op="list_events", role=VIEWER, tag="logs",
           summary="Door and alarm events, newest first",
-          response="EventPage", query=_EVENT_FILTERS + _PAGING),
+          response="EventPage", query=_EVENT_FILTERS + _paging("events")),
     Route("GET", "/events/export", op="export_events", role=VIEWER, tag="logs",
           summary="Events as CSV or XLSX",
           response=None, media="application/octet-stream", query=(_FORMAT, *_EVENT_FILTERS)),
     Route("GET", "/audit", op="list_audit", role=VIEWER, tag="logs", summary="Operation log",
-          response="AuditPage", query=_AUDIT_FILTERS + _PAGING),
+          response="AuditPage", query=_AUDIT_FILTERS + _paging("audit")),
     Route("GET", "/alarms", op="list_alarms", role=VIEWER, tag="logs", summary="Alarm records",
           response="Alarms", query=(Param("open", "boolean", "only unresolved alarms"),)),
     Route("POST", "/alarms/{id}/resolve", op="resolve_alarm", role=INSTALLER, tag="logs",
@@ -165,12 +172,12 @@ def _entity_routes(segment: str, kind: str, write: Role) -> tuple[Route, ...]:
               response="Entities", kind=kind),
         Route("POST", f"/{segment}", op=f"create_{kind}", role=write, tag=tag,
               summary=f"Create one of {segment}",
-              body="Entity", response="Entity", status=201, kind=kind),
+              body=entity_schema(kind), response="Entity", status=201, kind=kind),
         Route("GET", one, op=f"get_{kind}", role=VIEWER, tag=tag, summary=f"One of {segment}",
               response="Entity", kind=kind),
         Route("PUT", one, op=f"put_{kind}", role=write, tag=tag,
-              summary=f"Create or replace one of {segment}",
-              body="Entity", response="Entity", kind=kind),
+              summary=f"Create or replace one of {segment} (a body id must equal the URL's)",
+              body=entity_schema(kind, replace=True), response="Entity", kind=kind),
         Route("DELETE", one, op=f"delete_{kind}", role=write, tag=tag,
               summary=f"Delete one of {segment}",
               response=None, status=204, kind=kind),

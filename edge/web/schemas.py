@@ -13,6 +13,7 @@ from typing import Any
 from doorkeep import policydoc
 from doorkeep.web.openapi import ERROR_SCHEMA
 from doorkeep.web.openapi import ref as _ref
+from edge.config.keys import CHECK_SCHEMAS, REQUIRED, TABLES
 
 # The site.toml tables the hardware page edits; [site], [web], [mqtt], [cloud] stay as they are.
 HARDWARE_TABLES = ("bus", "board", "door", "reader", "output", "input")
@@ -46,7 +47,67 @@ def _policy_schemas() -> dict[str, dict[str, Any]]:
             return [rewrite(v) for v in node]
         return node
 
-    return {"Policy": rewrite(doc)} | {f"Policy_{k}": rewrite(v) for k, v in defs.items()}
+    policy = rewrite(doc)
+    return (
+        {"Policy": policy}
+        | {f"Policy_{k}": rewrite(v) for k, v in defs.items()}
+        | _entity_schemas(policy)
+    )
+
+
+#: The policy's entity lists that the REST API edits one entity at a time.
+ENTITY_LISTS = (
+    "people",
+    "credentials",
+    "groups",
+    "temp_keys",
+    "apartments",
+    "buildings",
+    "reservations",
+)
+
+
+def entity_schema(kind: str, *, replace: bool = False) -> str:
+    """The component name of one ``kind`` entity as a POST body (PUT: ``replace``)."""
+    return f"{'EntityReplace' if replace else 'Entity'}_{kind}"
+
+
+def _entity_schemas(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    # One entity as POST/PUT take it: the policy's own item schema, so the required
+    # fields, enums and bounds a client reads are the ones the policy check applies.
+    # A PUT names its entity in the URL: the body's id may be left out.
+    out = {}
+    for kind in ENTITY_LISTS:
+        item = copy.deepcopy(policy["properties"][kind]["items"])
+        out[entity_schema(kind)] = item
+        out[entity_schema(kind, replace=True)] = {
+            **item,
+            "required": [r for r in item.get("required", []) if r != "id"],
+        }
+    return out
+
+
+_TOML_TYPES = {str: "string", int: "integer", bool: "boolean", list: "array", dict: "object"}
+
+
+def _toml_table(name: str) -> dict[str, Any]:
+    """One ``[[name]]`` table of site.toml as edge/config/keys.py allows it."""
+    props: dict[str, Any] = {}
+    for key, spec in TABLES[name].items():
+        types = [_TOML_TYPES[t] for t in spec.types]
+        prop: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
+        if "array" in types:
+            prop["items"] = _ref("TomlValue")
+        if "object" in types:
+            prop["additionalProperties"] = _ref("TomlValue")
+        prop |= CHECK_SCHEMAS.get(spec.check, {}) if spec.check else {}
+        props[key] = prop
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [k for k, spec in TABLES[name].items() if spec.default is REQUIRED],
+        "properties": props,
+    }
 
 
 def _page(item: str) -> dict[str, Any]:
@@ -280,7 +341,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["version"],
         "properties": {"version": {"type": "integer"}},
     },
-    "Entity": {"type": "object", "required": ["id"], "properties": {"id": _ID}},
+    "Entity": {"type": "object", "required": ["id"], "properties": {"id": _ref("Policy_id")}},
     "Entities": _items("Entity"),
     "Readers": _items("ReaderStatus"),
     "ReaderStatus": {
@@ -311,10 +372,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            k: {"type": "array", "items": _ref("TomlTable"), "maxItems": 1024}
+            k: {"type": "array", "items": _ref(f"Toml_{k}"), "maxItems": 1024}
             for k in HARDWARE_TABLES
         },
     },
+    **{f"Toml_{k}": _toml_table(k) for k in HARDWARE_TABLES},
     # A site.toml table: lower-case keys, values TOML can hold (TOML has no null).
     "TomlTable": {
         "type": "object",

@@ -127,7 +127,9 @@ async def test_entity_crud_with_the_temp_keys_url(api: Api) -> None:
     )
     assert (await j(replaced))["name"] == "Courier"
     assert (await j(replaced))["code_hmac"] == body["code_hmac"]  # hash kept, code not needed
-    mismatch = await api.client.put("/api/v1/temp-keys/t1", json={"id": "t2"}, headers=admin)
+    mismatch = await api.client.put(
+        "/api/v1/temp-keys/t1", json={**body, "id": "t2"}, headers=admin
+    )
     assert mismatch.status == 400
     assert (await api.client.delete("/api/v1/temp-keys/t1", headers=admin)).status == 204
     assert (await api.client.get("/api/v1/temp-keys/t1", headers=admin)).status == 404

@@ -3,7 +3,6 @@ no traceback in the answer or the service log (issue 9, finding 10)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from typing import Any
@@ -58,8 +57,7 @@ async def test_nested_json_without_login_is_a_clear_400(
 
 
 def cursor(kind: str, position: Any) -> str:
-    raw = json.dumps({"k": kind, "p": position}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{kind[0]}{position}"
 
 
 @pytest.mark.parametrize(
@@ -73,7 +71,8 @@ async def test_a_cursor_with_a_huge_number_is_a_clear_400(
         path, params={"cursor": cursor(kind, position)}, headers=api.token("admin")
     )
     body = await resp.json()
-    assert_clear_400(resp.status, body, code="bad_request", words="not a valid")
+    # The cursor's pattern is in the OpenAPI document: refused as a bad query parameter.
+    assert_clear_400(resp.status, body, code="bad_query", words="cursor must match")
     no_traceback(caplog)
 
 

@@ -18,6 +18,7 @@ import edge.auth as auth_mod
 from edge.auth import Role
 from edge.service import Site
 from edge.web.routes import ROUTES, Route
+from edge.web.schemas import ENTITY_LISTS, entity_schema
 from tests.edge.web.conftest import PASSWORD, Api, Clock
 from tests.edge.web.sample import sample_policy
 
@@ -58,7 +59,8 @@ BODIES: dict[str, Any] = {
     "HardwareConfig": {},
     "RelayTestRequest": {"ms": 100},
     "CaptureRequest": {"timeout_s": 0.1},
-    "Entity": {"id": "b9", "name": "Building 9"},
+    **{entity_schema(k): {"id": "b9", "name": "Building 9"} for k in ENTITY_LISTS},
+    **{entity_schema(k, replace=True): {"id": "b9", "name": "Building 9"} for k in ENTITY_LISTS},
 }
 
 PROTECTED = [r for r in ROUTES if r.role is not None]
