@@ -39,7 +39,7 @@ from typing import Any
 from doorkeep.errors import DeviceError, NotFound
 from drivers.base import RelayBoard
 from drivers.catalogue import BOARD_TYPES, open_board
-from edge.config import DoorSection, SiteConfig
+from edge.config import SiteConfig
 from edge.core import doorstate as ds
 from edge.hwparts import (
     BoardSink,
@@ -364,12 +364,17 @@ class Hardware:
         ctl = self._door(door_id)
         outcome = await self._feed(door_id, ds.Grant(pulse_ms=ctl.config.pulse_ms, staff=staff))
         if floors:
-            await self._floors(door_id, floors)
+            notes = await self._floors(door_id, floors)
+            outcome = Outcome(outcome.commanded, outcome.confirmed, outcome.notes + notes)
         return outcome
 
-    async def _floors(self, door_id: str, floors: tuple[str, ...]) -> None:
+    async def _floors(self, door_id: str, floors: tuple[str, ...]) -> tuple[DoorNote, ...]:
+        """Enable the granted floors' lift outputs; a floor relay that does not confirm
+        raises one ``relay_failed`` alarm (and ``relay_recovered`` when it confirms again),
+        like a door's relay. The door has opened either way: the note says what did not."""
         door = self.config.door(door_id)
         wanted = set(floors)
+        notes: list[DoorNote] = []
         for output in self.config.outputs:
             if output.function != "floor" or output.floor not in wanted:
                 continue
@@ -377,10 +382,36 @@ class Hardware:
                 output.door is None and output.building != door.building
             ):
                 continue
+            relay = output.relay
+            source = str(relay)
+            detail = {
+                "board": relay.board,
+                "channel": relay.channel,
+                "output": output.id,
+                "floor": output.floor,
+            }
             try:
-                await self.boards[output.relay.board].pulse(output.relay.channel, FLOOR_PULSE_MS)
+                await self.boards[relay.board].pulse(relay.channel, FLOOR_PULSE_MS)
             except DeviceError as err:
                 log.warning("lift %s: floor %s output failed: %s", door_id, output.floor, err)
+                if source not in self._failing_relays:
+                    self._failing_relays.add(source)
+                    detail |= {"command": f"pulse {source} {FLOOR_PULSE_MS} ms", "error": str(err)}
+                    notes.append(
+                        DoorNote(
+                            door_id,
+                            "relay_failed",
+                            "relay_failed",
+                            detail,
+                            result="offline",
+                            source=source,
+                        )
+                    )
+                continue
+            if source in self._failing_relays:
+                self._failing_relays.discard(source)
+                notes.append(DoorNote(door_id, "relay_recovered", None, detail, source=source))
+        return tuple(notes)
 
     async def operator_unlock(self, door_id: str, seconds: float) -> Outcome:
         self._door(door_id)
@@ -514,86 +545,3 @@ async def _relock(ctl: DoorController) -> None:
 def stalled_buses(hw: Hardware, limit_s: float) -> list[str]:
     """Why each stuck bus owner is stuck (the daemon's watchdog stops pinging then)."""
     return [why for bus in hw.buses.values() if (why := bus.stalled(limit_s)) is not None]
-
-
-class NullHardware(Hardware):
-    """The site without its boards: for CLI commands that run beside the daemon
-    (policy, decide, events). Doors report state ``unknown``; nothing is driven."""
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def open(cls, config: SiteConfig, *, start: bool = False) -> AsyncIterator[Hardware]:
-        del start
-        yield cls(config)
-
-    def attach(
-        self, on_door: DoorEventSink, on_board: BoardSink, on_input: InputSink | None = None
-    ) -> None:
-        self._on_door, self._on_board, self._on_input = on_door, on_board, on_input
-
-    async def _feed(self, door_id: str, event: Any, now: float | None = None) -> Outcome:
-        del event, now
-        self._door_config(door_id)
-        return Outcome(confirmed=False)
-
-    def _door_config(self, door_id: str) -> DoorSection:
-        try:
-            return self.config.door(door_id)
-        except KeyError:
-            raise NotFound(f"door {door_id!r} is not in site.toml") from None
-
-    async def grant(
-        self, door_id: str, *, staff: bool = False, floors: tuple[str, ...] = ()
-    ) -> Outcome:
-        del staff, floors
-        return await self._feed(door_id, None)
-
-    async def operator_unlock(self, door_id: str, seconds: float) -> Outcome:
-        del seconds
-        return await self._feed(door_id, None)
-
-    async def operator_lock(self, door_id: str) -> Outcome:
-        return await self._feed(door_id, None)
-
-    async def emergency_unlock(self, doors: frozenset[str], on: bool) -> Outcome:
-        del doors, on
-        return Outcome(confirmed=False)
-
-    async def lockdown(self, on: bool) -> Outcome:
-        del on
-        return Outcome(confirmed=False)
-
-    async def hold_open(self, door_id: str, on: bool) -> Outcome:
-        del on
-        return await self._feed(door_id, None)
-
-    def door_state(self, door_id: str) -> dict[str, Any]:
-        door = self._door_config(door_id)
-        return {
-            "id": door.id,
-            "name": door.name,
-            "kind": door.kind,
-            "state": "unknown",
-            "contact": None,
-            "board_online": None,
-            "fail_mode": door.fail_mode,
-            "held_open_s": door.held_open_s,
-            "relay": str(door.relay),
-        }
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "buses": [],
-            "boards": [],
-            "doors": [self.door_state(d.id) for d in self.config.doors],
-            "readers": [],
-            "outputs": [],
-            "inputs": self.describe_inputs(),
-        }
-
-    async def scan(self, bus_id: str) -> list[int]:
-        raise DeviceError(f"bus {bus_id}: the hardware is not open in this process")
-
-    async def relay_test(self, board_id: str, channel: int, ms: int) -> Outcome:
-        del channel, ms
-        raise DeviceError(f"board {board_id}: the hardware is not open in this process")

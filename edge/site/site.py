@@ -35,7 +35,8 @@ from doorkeep.errors import NotFound
 from edge.config import SiteConfig, load_site_config
 from edge.core.decide import Decision, Presentation, Reason, SiteState, decide
 from edge.core.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec
-from edge.hardware import Hardware, NullHardware
+from edge.hardware import Hardware
+from edge.hwnull import NullHardware
 from edge.readers import Readers
 from edge.site import health
 from edge.site.capture import Captures

@@ -8,6 +8,7 @@ states asserted are the ones the pymodbus server holds, read with pymodbus' own 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,49 @@ async def test_bus_fault_on_the_simulated_rs485_bus(
         start=start,
         clear=clear,
     )
+
+
+LIFT_TOML = """
+[[door]]
+id = "lift"
+name = "Lift B1"
+relay = "eth:1"
+pulse_ms = 400
+kind = "lift"
+methods = ["pin"]
+building = "B1"
+
+[[output]]
+id = "lift-b1-7"
+relay = "eth:7"
+function = "floor"
+floor = "7"
+door = "lift"
+
+[[reader]]
+id = "lift-in"
+door = "lift"
+type = "sim"
+"""
+
+
+async def test_a_lift_floor_relay_that_does_not_confirm_raises_one_relay_failed(
+    tmp_path: Path, peer: ModbusPeer
+) -> None:
+    policy = json.loads(json.dumps(POLICY))
+    policy["groups"][0]["doors"].append("lift")
+    policy["people"][0]["floors"] = {"B1": ["7"]}
+    async with open_site(tmp_path, site_toml(peer.port) + LIFT_TOML, policy) as site:
+        peer.proxy.fault, peer.proxy.only_coils = "wrong_echo", {6}  # relay 7 = coil 6
+        for _ in range(2):
+            answer = await site.present("lift-in", "pin", "2580")
+            assert answer["granted"] is True  # the lift's own relay confirmed
+        alarms = [a for a in await site.alarms() if a["kind"] == "relay_failed"]
+        assert len(alarms) == 1, alarms  # one per failing relay, not one per grant
+        assert alarms[0]["source"] == "eth:7"
+        assert alarms[0]["detail"]["output"] == "lift-b1-7"
+        assert alarms[0]["detail"]["floor"] == "7"
+        peer.proxy.fault = None
+        await site.present("lift-in", "pin", "2580")
+        events, _ = await site.events(door="lift")
+        assert [e["action"] for e in events].count("relay_recovered") == 1

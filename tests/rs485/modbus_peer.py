@@ -73,6 +73,7 @@ class FaultProxy:
         self.upstream_port = upstream_port
         self.port = 0
         self.fault: Fault | None = None
+        self.only_coils: set[int] | None = None  # wrong_echo only for these coils (None: all)
         self.slow_s = 0.5
         self.requests: list[bytes] = []  # every request PDU seen, in order
         self._server: asyncio.Server | None = None
@@ -147,6 +148,8 @@ class FaultProxy:
         self.requests.append(pdu)
         if self.fault == "wrong_echo" and pdu[0] == 0x05:
             (address,) = struct.unpack(">H", pdu[1:3])
+            if self.only_coils is not None and address not in self.only_coils:
+                return frame
             return frame[:MBAP] + pdu[:1] + struct.pack(">H", address | 0x0200) + pdu[3:]
         return frame
 
