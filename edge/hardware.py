@@ -81,7 +81,9 @@ class Hardware:
         self._tasks: TaskGroupOwner | None = None
         self._last_inputs: dict[str, tuple[bool, ...]] = {}
         self._input_failures: dict[str, bool] = {}
-        self._failing_relays: set[str] = set()  # "board:channel" whose last command failed
+        # "board:channel" whose last command failed (an open relay_failed alarm); the site
+        # seeds it at start from the alarms still open, so a restart raises no second one
+        self.failing_relays: set[str] = set()
         self._on_input: InputSink | None = None
         self._site_inputs: dict[str, InputDebounce] = {i.id: InputDebounce() for i in config.inputs}
 
@@ -222,14 +224,14 @@ class Hardware:
         source = str(relay)
         detail = {"board": relay.board, "channel": relay.channel}
         if failed:
-            if source in self._failing_relays:
+            if source in self.failing_relays:
                 return []
-            self._failing_relays.add(source)
+            self.failing_relays.add(source)
             command, error = failed[0]
             detail |= {"command": command, "error": str(error)}
             return [DoorNote(ctl.config.id, "relay_failed", "relay_failed", detail, source=source)]
-        if commanded and source in self._failing_relays:
-            self._failing_relays.discard(source)
+        if commanded and source in self.failing_relays:
+            self.failing_relays.discard(source)
             return [DoorNote(ctl.config.id, "relay_recovered", None, detail, source=source)]
         return []
 
@@ -394,8 +396,8 @@ class Hardware:
                 await self.boards[relay.board].pulse(relay.channel, FLOOR_PULSE_MS)
             except DeviceError as err:
                 log.warning("lift %s: floor %s output failed: %s", door_id, output.floor, err)
-                if source not in self._failing_relays:
-                    self._failing_relays.add(source)
+                if source not in self.failing_relays:
+                    self.failing_relays.add(source)
                     detail |= {"command": f"pulse {source} {FLOOR_PULSE_MS} ms", "error": str(err)}
                     notes.append(
                         DoorNote(
@@ -408,8 +410,8 @@ class Hardware:
                         )
                     )
                 continue
-            if source in self._failing_relays:
-                self._failing_relays.discard(source)
+            if source in self.failing_relays:
+                self.failing_relays.discard(source)
                 notes.append(DoorNote(door_id, "relay_recovered", None, detail, source=source))
         return tuple(notes)
 

@@ -80,6 +80,10 @@ class Doors:
 
     async def restore(self) -> None:
         """Put the doors back in the emergency mode they were in before a restart."""
+        failing = await self.store.query_alarms(open_only=True, limit=1000)
+        self.hw.failing_relays.update(
+            a["source"] for a in failing if a["kind"] == "relay_failed" and a["source"]
+        )
         if self._emergency.lockdown:
             await self.record(await self.hw.lockdown(True))
         if self._emergency.unlocked:

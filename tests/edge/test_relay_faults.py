@@ -350,3 +350,19 @@ async def test_a_lift_floor_relay_that_does_not_confirm_raises_one_relay_failed(
         await site.present("lift-in", "pin", "2580")
         events, _ = await site.events(door="lift")
         assert [e["action"] for e in events].count("relay_recovered") == 1
+
+
+async def test_a_restart_while_the_relay_still_fails_raises_no_second_alarm(
+    tmp_path: Path, peer: ModbusPeer
+) -> None:
+    peer.proxy.fault = "wrong_echo"
+    async with open_site(tmp_path, site_toml(peer.port), POLICY) as site:
+        assert (await site.present("gate-in", "pin", "2580"))["result"] == "offline"
+    async with open_site(tmp_path, site_toml(peer.port), None) as site:
+        assert (await site.present("gate-in", "pin", "2580"))["result"] == "offline"
+        alarms = [a for a in await site.alarms() if a["kind"] == "relay_failed"]
+        assert len(alarms) == 1, alarms  # the open alarm from before the restart
+        peer.proxy.fault = None
+        assert (await site.present("gate-in", "pin", "2580"))["result"] == "success"
+        events, _ = await site.events(door="gate")
+        assert [e["action"] for e in events].count("relay_recovered") == 1
