@@ -54,6 +54,12 @@ STALE_CHECK_S = 10.0
 #: Fewest seconds between two polls that each got a signed "nothing new": a cloud (or a
 #: path) that answers at once cannot make the site poll in a tight loop.
 MIN_POLL_S = 1.0
+#: A signed "nothing new" vouches for the site's wall clock this long after it came in...
+SIGNED_TIME_FRESH_S = 600.0
+#: ...when the wall clock is within this of the cloud's signed time (carried forward on the
+#: monotonic clock). The statement's time is to the second and was signed at most a
+#: network round trip before it arrived.
+SIGNED_TIME_TOLERANCE_S = 3.0
 #: Content type of the cloud's signed "nothing new" answer.
 CURRENT_TYPE = "application/vnd.doorkeep.current+json"
 
@@ -206,12 +212,30 @@ class SyncClient:
         self._http: aiohttp.ClientSession | None = None
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # (the cloud's signed time, time.monotonic() when it arrived) of the last verified
+        # "nothing new" for one of our polls: a time source for the site's clock guard
+        self.signed_time: tuple[float, float] | None = None
 
     @property
     def stale(self) -> bool:
         """True when the cloud has not been heard for ``stale_after_s``."""
         since = self.last_contact if self.last_contact is not None else self._started
         return self.clock() - since > self.stale_after_s
+
+    def vouches_for(self, wall: float, *, mono: float | None = None) -> bool | None:
+        """Whether the cloud's last signed time confirms ``wall`` (POSIX seconds) now.
+
+        None when there is no recent signed time to compare with; False when there is one
+        and ``wall`` is off by more than ``SIGNED_TIME_TOLERANCE_S``. Only a "nothing new"
+        answering our own fresh nonce counts: it cannot be a replay of an older answer.
+        """
+        if self.signed_time is None:
+            return None
+        issued, received = self.signed_time
+        age = (time.monotonic() if mono is None else mono) - received
+        if not 0 <= age <= SIGNED_TIME_FRESH_S:
+            return None
+        return abs(wall - (issued + age)) <= SIGNED_TIME_TOLERANCE_S
 
     def poke(self) -> None:
         """New outbox rows exist: upload now rather than at the next interval."""
@@ -316,7 +340,7 @@ class SyncClient:
 
     async def _accept_current(self, data: bytes, have: int, nonce: str) -> None:
         try:
-            bundles.verify_current(
+            statement = bundles.verify_current(
                 data,
                 trusted_keys=self._keys,
                 site_id=self.enrollment.site_id,
@@ -329,6 +353,7 @@ class SyncClient:
             if err.reason == "gap":  # the cloud is ahead yet sent nothing: ask for it all
                 self._want_snapshot = True
             raise SyncError(f"'nothing new' answer refused: {err.reason}") from err
+        self.signed_time = (statement.issued_at.timestamp(), time.monotonic())
         self._last_rejection = None
         self._contact()
 

@@ -222,4 +222,5 @@ async def start_sync(site: Site, stack: contextlib.AsyncExitStack) -> SyncLink:
     await stack.enter_async_context(client)
     link = SyncLink(client)
     site.sync = link
+    site.clock_guard.vouchers.append(client.vouches_for)  # signed cloud time confirms
     return link

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from edge.core.clock import LIMITS, ClockLimits, ClockReading, ClockState, ClockVerdict, judge
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from edge.site.log import EventLog
     from edge.store import EdgeStore
 
@@ -116,6 +118,9 @@ class ClockGuard:
         self.store = store
         self.log = log
         self.limits = limits
+        # other time sources: (wall) -> True when one vouches for it now (the cloud's signed
+        # time, edge/sync.py), None when it has nothing to say
+        self.vouchers: list[Callable[[float], bool | None]] = []
         saved = store.get_state(STATE_KEY) or {}
         mark = saved.get("high_water")
         self._alarm_id: int | None = saved.get("alarm")
@@ -130,7 +135,10 @@ class ClockGuard:
             synced = self.clock.synchronised()
         except OSError:
             synced = None
-        return ClockReading(self.clock.now().timestamp(), self.clock.monotonic(), synced)
+        wall = self.clock.now().timestamp()
+        if not synced and any(vouch(wall) for vouch in self.vouchers):
+            synced = True
+        return ClockReading(wall, self.clock.monotonic(), synced)
 
     def peek(self) -> ClockVerdict:
         """The verdict on the clock now, changing nothing (for sync readers: health)."""

@@ -154,3 +154,70 @@ def test_a_forged_or_replayed_nothing_new_is_refused(
     with pytest.raises(BundleRejected) as err:
         check(make())
     assert err.value.reason == reason, name
+
+
+# ------------------------------------------------------------ the signed time
+
+
+class SignedTimeCloud:
+    """A cloud that answers each poll with a signed "nothing new" for its nonce, dated
+    ``cloud_now`` (the site's clock guard may use it to confirm the wall clock)."""
+
+    def __init__(self, cloud_now: datetime) -> None:
+        self.port = free_port()
+        self.cloud_now = cloud_now
+        self.polls = 0
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+
+        async def bundle(request: web.Request) -> web.Response:
+            self.polls += 1
+            have = int(request.query["version"])
+            body = b.build_current(
+                CLOUD, site_id="s1", version=have, edge_version=have,
+                nonce=request.query["nonce"], now=self.cloud_now,
+            )  # fmt: skip
+            return web.Response(body=body, content_type="application/vnd.doorkeep.current+json")
+
+        async def ok(_r: web.Request) -> web.Response:
+            return web.json_response({"ok": True, "watermark": 0, "resend_from": None})
+
+        app.router.add_get("/api/v1/sync/bundle", bundle)
+        app.router.add_post("/api/v1/sync/report", ok)
+        app.router.add_post("/api/v1/sync/events", ok)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+
+
+async def test_a_signed_nothing_new_vouches_for_a_wall_clock_that_agrees_with_it() -> None:
+    edge = FakeEdge()
+    wall = [NOW.timestamp()]
+    async with SignedTimeCloud(NOW) as cloud:
+        enrollment = Enrollment(
+            url=f"http://127.0.0.1:{cloud.port}", site_id="s1", token="t",
+            key_id=CLOUD.key_id, public_key=CLOUD.public_b64, secret=(b"\x01" * 32).hex(),
+        )  # fmt: skip
+        client = SyncClient(
+            enrollment.url, enrollment, state=edge, apply_bundle=edge.apply_bundle,
+            outbox=FakeOutbox(), inventory=edge.inventory, on_alarm=edge.on_alarm,
+            clock=lambda: wall[0], poll_wait_s=0.1,
+        )  # fmt: skip
+        assert client.vouches_for(wall[0]) is None  # nothing signed yet: no opinion
+        async with client:
+            while client.signed_time is None:
+                await asyncio.sleep(0.02)
+            assert client.vouches_for(NOW.timestamp()) is True
+            assert client.vouches_for(NOW.timestamp() + 2) is True  # to the second, plus a trip
+            assert client.vouches_for(NOW.timestamp() + 3600) is False  # an hour off
+            assert client.vouches_for(NOW.timestamp() - 30) is False
+            issued, received = client.signed_time
+            assert issued == NOW.timestamp()
+            # carried forward on the monotonic clock, forgotten after ten minutes
+            assert client.vouches_for(NOW.timestamp() + 60, mono=received + 60) is True
+            assert client.vouches_for(NOW.timestamp() + 700, mono=received + 700) is None

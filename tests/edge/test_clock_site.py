@@ -228,6 +228,22 @@ async def test_an_unconfirmed_hour_step_is_untrusted_until_confirmed(tmp_path: P
         assert await clock_alarms(site) == []
 
 
+async def test_the_clouds_signed_time_confirms_a_step_it_agrees_with(tmp_path: Path) -> None:
+    # No NTP on this gateway; the cloud's last signed "nothing new" says what time it is
+    # (edge/sync.py registers SyncClient.vouches_for; tests/cloud_sync/test_stale.py).
+    clock = FakeClock(T)
+    cloud_time = [T.timestamp()]
+    async with opened(tmp_path, clock, policy=True) as site:
+        site.clock_guard.vouchers.append(lambda wall: abs(wall - cloud_time[0]) <= 3)
+        clock.run(30)
+        cloud_time[0] += 30
+        clock.step(timedelta(hours=-1))  # the cloud still says T + 30 s: a wrong step
+        assert refused_for_clock(await pin(site, "lim"))
+        cloud_time[0] -= 3600  # the cloud agrees: the step was a correction
+        assert decided(await pin(site, "lim"))
+        assert await clock_alarms(site) == []
+
+
 async def test_small_steps_and_dst_changes_are_tolerated(tmp_path: Path) -> None:
     # Europe/Berlin leaves summer time at 01:00 UTC on 2026-10-25: UTC does not jump
     clock = FakeClock(datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
