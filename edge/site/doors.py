@@ -248,12 +248,6 @@ class Doors:
         except KeyError:  # removed from site.toml since it fired
             return None
 
-    async def emergency_input(self, source: str) -> None:
-        """An emergency input fired (fire panel): unlock the emergency group if set so."""
-        settings = self.policy.settings()["emergency"]
-        if settings.get("auto_unlock_on_alarm") and settings.get("doors"):
-            await self.emergency("unlock", list(settings["doors"]), actor=f"input:{source}")
-
     async def on_input(self, section: InputSection, active: bool) -> None:
         """A site input became active or inactive (debounced by the hardware shell)."""
         if not active:

@@ -126,11 +126,6 @@ async def test_emergency_group_unlock_holds_relays_until_cleared(site: Site):
     assert {"emergency.unlock", "emergency.lock"} <= {a["action"] for a in audit}
 
 
-async def test_emergency_input_unlocks_the_emergency_group(site: Site):
-    await site.door_control.emergency_input("fire-panel")
-    assert coil(site, DOORS_ADDRESS, 2) and coil(site, DOORS_ADDRESS, 3)
-
-
 async def test_lockdown_refuses_residents_and_lets_staff_and_operators_through(site: Site):
     await site.emergency("lockdown", actor="admin:test")
     resident = await site.present("gate-in", "pin", "2580")
