@@ -9,10 +9,15 @@ and an operator's remote unlock of the plant room.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import csv
 import io
+import json
+import os
 import sqlite3
+import sys
+import urllib.parse
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +34,7 @@ from tests.edge.web import sample
 from tests.edge.web.conftest import Api
 from tests.edge.web.test_security import BODIES, rid, url_of
 
+ROOT = Path(__file__).resolve().parents[3]
 BERLIN = ZoneInfo("Europe/Berlin")
 SITE_TOML = sample.SITE_TOML.replace(
     'relay = "relays-a:2"', 'relay = "relays-a:2"\nbuilding = "B1"'
@@ -345,3 +351,94 @@ async def test_verify_reports_a_sound_chain_then_finds_a_tampered_row(
         "anchor_seq": 0,
         "redacted": 0,
     }
+
+
+# --- the CLI: the same exporter, the same rows, verify ------------------------------------
+
+
+async def doorkeep(api: Api, *args: str) -> tuple[int, str, str]:
+    """``doorkeep ARGS -c site.toml`` in a child process, beside the running site."""
+    config = api.site.config.path
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge.cli", *args, "-c", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+@pytest.mark.parametrize(
+    ("log", "rest_query", "cli_args"),
+    [
+        ("events", "building=B1&type=access", ["--building", "B1", "--type", "access"]),
+        ("events", "", []),
+        ("audit", "action=door.unlock", ["--action", "door.unlock"]),
+        ("alarms", "open=true", ["--open"]),
+    ],
+)
+async def test_the_cli_and_rest_export_the_same_bytes(
+    api: Api,
+    seqs: dict[str, int],
+    tmp_path: Path,
+    fmt: str,
+    log: str,
+    rest_query: str,
+    cli_args: list[str],
+) -> None:
+    del seqs
+    # Up to now: the unlocked door relocks meanwhile, and that event is not the point.
+    until = datetime.now(BERLIN).isoformat()
+    resp = await api.client.get(
+        f"/api/v1/{log}/export?format={fmt}&until={urllib.parse.quote(until)}&{rest_query}",
+        headers=api.token("viewer"),
+    )
+    assert resp.status == 200
+    rest = await resp.read()
+    out = tmp_path / f"cli.{fmt}"
+    args = (*cli_args, "--until", until, "--format", fmt, "-o", str(out))
+    code, _, err = await doorkeep(api, log, *args)
+    assert code == 0, err
+    assert out.read_bytes() == rest
+
+
+async def test_the_cli_table_shows_names_in_site_time(api: Api, seqs: dict[str, int]) -> None:
+    del seqs
+    code, out, err = await doorkeep(api, "events", "--building", "B1", "--format", "table")
+    assert code == 0, err
+    header, *lines = out.splitlines()
+    assert header.split()[:3] == ["Seq", "Time", "(Europe/Berlin)"]
+    assert "Initiated by" in header and "Door name" in header
+    assert any("Judy Z" in line and "Main gate" in line and "Apt 203" in line for line in lines)
+    assert any("Visitor Vera" in line for line in lines)
+    code, out, _ = await doorkeep(api, "events", "--temp-key", "t1")
+    (visit,) = json.loads(out)
+    assert code == 0 and visit["temp_key_name"] == "Visitor Vera"
+    code, out, _ = await doorkeep(api, "audit", "--format", "table", "--action", "door.unlock")
+    assert code == 0 and "Plant room" in out
+    code, out, _ = await doorkeep(api, "alarms", "--format", "table", "--open")
+    assert code == 0 and "Lobby" in out
+
+
+async def test_the_cli_refuses_bad_filters(api: Api) -> None:
+    code, _, err = await doorkeep(api, "events", "--building", "B9")
+    assert code == 1 and "building 'B9'" in err and "Traceback" not in err
+    code, _, err = await doorkeep(api, "events", "--reason", "bad_luck")
+    assert code == 2 and "invalid choice" in err
+    code, _, err = await doorkeep(api, "events", "--format", "xlsx")
+    assert code == 1 and "-o FILE" in err
+
+
+async def test_cli_verify_finds_the_row_an_editor_changed(api: Api, seqs: dict[str, int]) -> None:
+    code, out, _ = await doorkeep(api, "events", "verify")
+    assert code == 0 and "event log ok" in out
+    conn = sqlite3.connect(api.site.config.site.data_dir / "doorkeep.db")
+    with conn:  # hide that Judy came in: her event now says she was refused
+        conn.execute("UPDATE events SET result = 'failed' WHERE seq = ?", (seqs["judy"],))
+    conn.close()
+    code, _, err = await doorkeep(api, "events", "verify")
+    assert code == 1 and f"BROKEN at seq {seqs['judy']}" in err
+    code, out, _ = await doorkeep(api, "events", "verify", "--json")
+    assert code == 1 and json.loads(out)["first_bad_seq"] == seqs["judy"]
