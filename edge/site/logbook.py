@@ -20,7 +20,7 @@ from edge.site.lognames import Names
 from edge.store import Scope, StoreQueryError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
     from zoneinfo import ZoneInfo
 
     from edge.site.policy import SitePolicy
@@ -112,6 +112,14 @@ class LogBook:
         query["open_only"] = bool(query.pop("open", False))
         rows, cursor = await self.store.query_alarm_page(**query)
         return [names.alarm(row, self.tz) for row in rows], cursor
+
+    async def named(self, topic: str, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A live-feed item (``site.subscribe``) as the lists show it: an ``event`` or an
+        ``alarm`` with its names and site time; other topics as they are."""
+        if topic not in ("event", "alarm"):
+            return data
+        names = await self.names()
+        return names.event(data, self.tz) if topic == "event" else names.alarm(data, self.tz)
 
     def _event_query(self, names: Names, query: dict[str, Any]) -> dict[str, Any]:
         query = dict(query)

@@ -442,3 +442,37 @@ async def test_cli_verify_finds_the_row_an_editor_changed(api: Api, seqs: dict[s
     assert code == 1 and f"BROKEN at seq {seqs['judy']}" in err
     code, out, _ = await doorkeep(api, "events", "verify", "--json")
     assert code == 1 and json.loads(out)["first_bad_seq"] == seqs["judy"]
+
+
+async def test_the_live_stream_carries_names_and_site_time(api: Api) -> None:
+    resp = await api.client.get("/api/v1/stream", headers=api.token("viewer"))
+    assert await resp.content.readline() == b": connected\n"
+    await resp.content.readline()
+    await present(api, "gate-in", "4711")
+    while True:
+        topic = (await resp.content.readline()).decode().strip()
+        data = json.loads((await resp.content.readline()).decode().strip().removeprefix("data: "))
+        await resp.content.readline()
+        if topic == "event: event" and data["type"] == "access":
+            break
+    resp.close()
+    assert data["person_name"] == "Judy Z" and data["door_name"] == "Main gate"
+    assert data["initiated_by_name"] == "Judy Z"
+    assert datetime.fromisoformat(data["at"]).utcoffset() == datetime.now(BERLIN).utcoffset()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["' OR 1=1 --", "x" * 5000, "%00nul", "nul\x00byte", "🚪", "B1-203'); DROP TABLE events; --"],
+)
+async def test_hostile_filter_values_find_nothing_and_break_nothing(
+    api: Api, seqs: dict[str, int], value: str
+) -> None:
+    viewer = api.token("viewer")
+    for name in ("apartment", "initiated_by", "temp_key", "credential", "action", "door"):
+        resp = await api.client.get("/api/v1/events", params={name: value}, headers=viewer)
+        assert resp.status == 200
+        assert (await resp.json())["items"] == []
+    resp = await api.client.get("/api/v1/events", params={"building": value}, headers=viewer)
+    assert resp.status == 400 and (await resp.json())["error"]["field"] == "building"
+    assert len(await events(api, "type=access")) == len(seqs)
