@@ -17,6 +17,8 @@ import contextlib
 import csv
 import io
 import json
+import re
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
@@ -49,38 +51,70 @@ class Column:
 
 
 EVENT_COLUMNS: tuple[Column, ...] = (
-    Column("seq", "seq", "int", 8),
-    Column("time", "at", "time", 20),
-    Column("type", "type"),
-    Column("action", "action"),
-    Column("result", "result", width=10),
-    Column("reason", "reason", width=22),
-    Column("door", "door"),
-    Column("reader", "reader"),
-    Column("person", "person"),
-    Column("apartment", "apartment"),
-    Column("credential", "credential_kind"),
-    Column("detail", "detail", "json", 40),
+    Column("Seq", "seq", "int", 8),
+    Column("Time", "at", "time", 20),
+    Column("Type", "type"),
+    Column("Action", "action"),
+    Column("Result", "result", width=10),
+    Column("Reason", "reason", width=22),
+    Column("Door", "door"),
+    Column("Door name", "door_name", width=20),
+    Column("Reader", "reader"),
+    Column("Initiated by", "initiated_by_name", width=22),
+    Column("Person", "person"),
+    Column("Person name", "person_name", width=22),
+    Column("Apartment", "apartment"),
+    Column("Apartment name", "apartment_name", width=20),
+    Column("Credential", "credential_kind"),
+    Column("Temp key", "temp_key"),
+    Column("Temp key name", "temp_key_name", width=20),
+    Column("Operator", "actor", width=20),
+    Column("Detail", "detail", "json", 40),
 )
 AUDIT_COLUMNS: tuple[Column, ...] = (
-    Column("id", "id", "int", 8),
-    Column("time", "at", "time", 20),
-    Column("actor", "actor", width=20),
-    Column("action", "action", width=24),
-    Column("target", "target", width=24),
-    Column("detail", "detail", "json", 40),
+    Column("Id", "id", "int", 8),
+    Column("Time", "at", "time", 20),
+    Column("Actor", "actor", width=20),
+    Column("Action", "action", width=24),
+    Column("Target", "target", width=24),
+    Column("Target name", "target_name", width=24),
+    Column("Detail", "detail", "json", 40),
 )
 ALARM_COLUMNS: tuple[Column, ...] = (
-    Column("id", "id", "int", 8),
-    Column("time", "at", "time", 20),
-    Column("kind", "kind", width=16),
-    Column("source", "source", width=20),
-    Column("detail", "detail", "json", 30),
-    Column("resolved", "resolved", "bool", 9),
-    Column("resolved at", "resolved_at", "time", 20),
-    Column("resolved by", "resolved_by", width=20),
-    Column("note", "note", width=30),
+    Column("Id", "id", "int", 8),
+    Column("Time", "at", "time", 20),
+    Column("Kind", "kind", width=16),
+    Column("Source", "source", width=20),
+    Column("Source name", "source_name", width=20),
+    Column("Door name", "door_name", width=20),
+    Column("Person name", "person_name", width=20),
+    Column("Apartment name", "apartment_name", width=20),
+    Column("Detail", "detail", "json", 30),
+    Column("Resolved", "resolved", "bool", 9),
+    Column("Resolved at", "resolved_at", "time", 20),
+    Column("Resolved by", "resolved_by", width=20),
+    Column("Note", "note", width=30),
 )
+#: The columns of each log's files, by the name the CLI and the REST paths use.
+LOG_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "events": EVENT_COLUMNS,
+    "audit": AUDIT_COLUMNS,
+    "alarms": ALARM_COLUMNS,
+}
+#: The sheet title of each log's workbook.
+LOG_TITLES: dict[str, str] = {"events": "Door events", "audit": "Operation log", "alarms": "Alarms"}
+#: The columns ``doorkeep events|audit|alarms --format table`` prints (names, not ids).
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "events": ("Seq", "Time", "Type", "Action", "Result", "Reason", "Door name",
+               "Initiated by", "Apartment name"),
+    "audit": ("Id", "Time", "Actor", "Action", "Target", "Target name"),
+    "alarms": ("Id", "Time", "Kind", "Source name", "Resolved", "Resolved by"),
+}  # fmt: skip
+#: Export format -> content type.
+CONTENT_TYPES: dict[str, str] = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 def _zone(tz: tzinfo | str | None) -> tzinfo:
@@ -180,10 +214,40 @@ def to_xlsx(
         sheet.column_dimensions[letter].width = column.width
     sheet.freeze_panes = "A2"
     sheet.append([_header(c, zone) for c in cols])
+    newest: datetime | None = None
     for row in rows:
         sheet.append([_xlsx_cell(sheet, c, row.get(c.key), zone) for c in cols])
+        moment = _local(row.get("at"), UTC)
+        if moment is not None and (newest is None or moment > newest):
+            newest = moment
     out = io.BytesIO()
     book.save(out)
+    return _reproducible(out.getvalue(), newest or _EPOCH)
+
+
+# A workbook is a zip whose entries and properties carry the time it was written; the
+# same rows must give the same bytes whoever exports them (CLI, REST, UI), so every
+# entry gets one fixed time and the document's created/modified the newest row's time.
+_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_CORE_TIME = re.compile(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)")
+
+
+def _reproducible(data: bytes, as_of: datetime) -> bytes:
+    stamp = as_of.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "docProps/core.xml":
+                body = _CORE_TIME.sub(rb"\g<1>" + stamp + rb"\g<3>", body)
+            entry = zipfile.ZipInfo(info.filename, _ZIP_TIME)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o600 << 16
+            dst.writestr(entry, body)
     return out.getvalue()
 
 
@@ -262,6 +326,50 @@ async def collect(
 
 #: Export format -> (content type, writer of door events).
 EVENT_FILES: dict[str, tuple[str, Callable[..., bytes]]] = {
-    "csv": ("text/csv", events_csv),
-    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", events_xlsx),
+    "csv": (CONTENT_TYPES["csv"], events_csv),
+    "xlsx": (CONTENT_TYPES["xlsx"], events_xlsx),
 }
+
+
+def render(log: str, fmt: str, rows: Iterable[Mapping[str, Any]], *, tz: Any) -> bytes:
+    """The one exporter: ``log`` (events | audit | alarms) as ``fmt`` (csv | xlsx).
+
+    The CLI (``doorkeep events|audit|alarms --format csv|xlsx``), the REST exports
+    (``GET /events/export`` ...) and the UI's download buttons all come here with rows
+    that carry their names (edge/site/logbook.py), so one query gives the same bytes.
+    """
+    columns = LOG_COLUMNS[log]
+    if fmt == "csv":
+        return to_csv(columns, rows, tz=tz)
+    if fmt == "xlsx":
+        return to_xlsx(columns, rows, tz=tz, title=LOG_TITLES[log])
+    raise ValueError(f"format {fmt!r}: use csv or xlsx")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def to_table(log: str, rows: Iterable[Mapping[str, Any]], *, tz: Any) -> str:
+    """A plain-text table for a terminal: names rather than ids, local times, no escapes.
+
+    Control characters (a name could carry a terminal escape sequence) become ``?``.
+    """
+    zone = _zone(tz)
+    wanted = TABLE_COLUMNS[log]
+    cols = [c for c in LOG_COLUMNS[log] if c.header in wanted]
+
+    def cell(column: Column, value: Any) -> str:
+        if column.kind == "time":
+            moment = _local(value, zone)
+            text = "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+        else:
+            text = _text(column, value, zone)
+        return _CONTROL.sub("?", text)
+
+    lines = [[_header(c, zone) for c in cols]]
+    lines += [[cell(c, row.get(c.key)) or "-" for c in cols] for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(cols))]
+    return "".join(
+        "  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip() + "\n"
+        for line in lines
+    )

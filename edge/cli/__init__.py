@@ -4,8 +4,8 @@ Exit codes: 0 success, 1 a user error (the message says what to change), 2 usage
 Commands that only read or change the policy and logs open the store without the
 hardware, so they work beside a running daemon (which picks policy changes up itself).
 
-The commands live in one module per group (``site``, ``policy``, ``tokens``, ``hardware``,
-``cloud``); ``_common`` holds what they share.
+The commands live in one module per group (``site``, ``policy``, ``logs``, ``tokens``,
+``hardware``, ``cloud``); ``_common`` holds what they share.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from edge.cli._common import UserError
 from edge.cli.backup import cmd_backup, cmd_restore
 from edge.cli.cloud import cmd_cloud, cmd_enroll, cmd_unenroll
 from edge.cli.hardware import cmd_boards, cmd_bus_scan, cmd_discover, cmd_relay_test
+from edge.cli.logs import add_commands as add_log_commands
 from edge.cli.policy import (
     cmd_decide,
-    cmd_events,
     cmd_policy_apply,
     cmd_policy_export,
     cmd_policy_validate,
@@ -165,20 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--at", help="ISO time with offset (default: now)")
 
-    p = command("events", cmd_events, "search and export the door and alarm log")
-    p.add_argument("--since", help="from this day or time (ISO; a date is a whole day)")
-    p.add_argument("--until", help="up to this day or time (ISO; a date is a whole day)")
-    p.add_argument(
-        "--type", choices=["access", "door", "alarm", "emergency", "system"], help="event type"
-    )
-    p.add_argument("--door", help="door id")
-    p.add_argument("--person", help="person id")
-    p.add_argument("--result", choices=["success", "failed", "offline"], help="outcome")
-    p.add_argument("--limit", type=int, default=10_000, help="at most this many (default 10000)")
-    p.add_argument(
-        "--format", choices=["json", "csv", "xlsx"], default="json", help="output format"
-    )
-    p.add_argument("-o", "--output", help="write to FILE instead of stdout (xlsx needs one)")
+    add_log_commands(command)
 
     tsub = group("token", "API tokens for the REST API")
     p = command(

@@ -1,4 +1,4 @@
-"""``doorkeep policy``, ``decide`` and ``events``: the policy, dry-run decisions, the log."""
+"""``doorkeep policy`` and ``decide``: the policy document and dry-run decisions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import sys
-from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,57 +89,4 @@ def cmd_decide(args: argparse.Namespace) -> int:
             }
 
     _print_json(asyncio.run(run()))
-    return 0
-
-
-def cmd_events(args: argparse.Namespace) -> int:
-    from edge import exports  # noqa: PLC0415
-
-    query: dict[str, Any] = {
-        k: v for k in ("type", "door", "person", "result") if (v := getattr(args, k)) is not None
-    }
-    tz = _load_config(args).tz
-    for key in ("since", "until"):
-        value = getattr(args, key)
-        if value is None:
-            continue
-        if "T" in value:
-            query[key] = _parse_at(value)
-            continue
-        try:  # a plain date is the whole day in the site's time zone
-            day = date.fromisoformat(value)
-        except ValueError as err:
-            raise UserError(
-                f"--{key} {value!r} is neither a date (2026-11-20) nor a date-time"
-            ) from err
-        start = datetime.combine(day + timedelta(days=1 if key == "until" else 0), time.min, tz)
-        query[key] = start - timedelta(microseconds=1) if key == "until" else start
-
-    async def run() -> tuple[list[dict[str, Any]], Any]:
-        async with _offline_site(args) as site:
-            rows: list[dict[str, Any]] = []
-            cursor = None
-            while len(rows) < args.limit:
-                page, cursor = await site.events(
-                    **query, limit=min(1000, args.limit - len(rows)), cursor=cursor
-                )
-                rows += page
-                if cursor is None:
-                    break
-            return rows, site.tz
-
-    rows, tz = asyncio.run(run())
-    if args.format == "json":
-        data = (json.dumps(rows, indent=2, ensure_ascii=False) + "\n").encode()
-    elif args.format == "csv":
-        data = exports.events_csv(rows, tz=tz)
-    else:
-        data = exports.events_xlsx(rows, tz=tz)
-    if args.output and args.output != "-":
-        Path(args.output).write_bytes(data)
-        print(f"wrote {len(rows)} events to {args.output}", file=sys.stderr)
-    elif args.format == "xlsx":
-        raise UserError("xlsx is binary: give -o FILE")
-    else:
-        sys.stdout.write(data.decode())
     return 0

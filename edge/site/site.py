@@ -43,6 +43,7 @@ from edge.site.capture import Captures
 from edge.site.clock import Clock, ClockGuard, SystemClock
 from edge.site.doors import Doors
 from edge.site.log import EventLog
+from edge.site.logbook import LogBook
 from edge.site.metrics import SiteMetrics
 from edge.site.policy import SitePolicy
 from edge.store import EdgeStore, StorageUnavailable
@@ -125,6 +126,7 @@ class Site:
             config, hardware, store=store, policy=self.policy, log=self.log, clock=self.clock
         )
         self.captures = Captures(secret, lambda: self.policy.snapshot)
+        self.logbook = LogBook(store, self.policy, config, tz=config.tz, clock=self.clock)
         self.memory = Memory.from_rows(store.load_memory_rows())
         # the clock guard (edge/core/clock.py): a presentation's simulated ``at`` never
         # reaches it, only readings of the real clocks do

@@ -13,7 +13,7 @@ from edge.store._chain import (
     event_hash,
     genesis_hash,
 )
-from edge.store._events import ChainReport
+from edge.store._events import ChainReport, Scope
 from edge.store._policy import PolicyState
 from edge.store._policy import read_only as read_policy
 from edge.store._schema import LATEST as SCHEMA_VERSION
@@ -29,6 +29,7 @@ __all__ = [
     "EdgeStore",
     "PolicyState",
     "SchemaTooNewError",
+    "Scope",
     "SensitiveDataError",
     "StorageStatus",
     "StorageUnavailable",

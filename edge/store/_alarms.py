@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from doorkeep.errors import Conflict, NotFound
 from edge.store import _audit, _chain
 from edge.store._chain import StoreQueryError
+from edge.store._query import select, window_and_cursor
 
 if TYPE_CHECKING:
     import sqlite3
@@ -103,10 +104,21 @@ def resolve(
     return fetch(conn, alarm_id)
 
 
-def search_sql(*, open_only: bool) -> str:
-    """The query for alarm records, newest first (one arg: the LIMIT)."""
-    return (
-        f"SELECT {COLUMNS} FROM alarms"  # noqa: S608 - fixed column names
-        + (" WHERE resolved_at IS NULL" if open_only else "")
-        + " ORDER BY id DESC LIMIT ?"
-    )
+def search_sql(
+    *,
+    open_only: bool,
+    kind: str | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    cursor: str | None = None,
+) -> tuple[str, list[Any]]:
+    """The query for alarm records, newest first (the LIMIT is the last arg)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if open_only:
+        where.append("resolved_at IS NULL")
+    if kind is not None:
+        where.append("kind = ?")
+        args.append(kind)
+    window_and_cursor(where, args, since=since, until=until, key="id", kind="alarms", cursor=cursor)
+    return select(f"{COLUMNS} FROM alarms", where, "id DESC"), args

@@ -148,20 +148,24 @@ def normalise_event(event: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: The letter each paged log's cursors start with.
+CURSOR_PREFIX = {"events": "e", "audit": "a", "alarms": "m"}
+
+
 def cursor_pattern(kind: str) -> str:
     """Every cursor of ``kind`` the store takes, as a regular expression (empty: page one).
 
-    A cursor is the list's initial and the position its page ends at in decimal ("e1234"
-    for events, "a17" for the audit log): at most 18 digits stays below SQLite's 2**63, so
-    the API's schema says exactly which cursors are valid, and one list's cursor is refused
-    by another.
+    A cursor is the log's letter and the position its page ends at in decimal ("e1234"
+    for events, "a17" for the audit log, "m3" for alarms): at most 18 digits stays below
+    SQLite's 2**63, so the API's schema says exactly which cursors are valid, and one log's
+    cursor is refused by another.
     """
-    return f"^(|{kind[0]}(0|[1-9][0-9]{{0,17}}))$"
+    return f"^(|{CURSOR_PREFIX[kind]}(0|[1-9][0-9]{{0,17}}))$"
 
 
 def encode_cursor(kind: str, position: int) -> str:
     """The cursor for paging ``kind`` below ``position``."""
-    return f"{kind[0]}{position}"
+    return f"{CURSOR_PREFIX[kind]}{position}"
 
 
 def decode_cursor(kind: str, cursor: str) -> int:

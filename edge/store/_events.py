@@ -17,6 +17,7 @@ from edge.store import _audit, _chain
 from edge.store._chain import StoreQueryError
 from edge.store._db import dumps, get_meta, meta_int, set_meta
 from edge.store._query import select, window_and_cursor
+from edge.store._schema import DETAIL_KEYS
 
 if TYPE_CHECKING:
     import sqlite3
@@ -28,8 +29,39 @@ PRUNE_CHUNK = 1000
 
 _NAMES = (*_chain.EVENT_FIELDS, "hash", "redacted")
 COLUMNS = ", ".join(_NAMES)
-# The exact-match filters of a search, in the order the query lists them.
-FILTERS = ("type", "door", "person", "apartment", "result", "reason")
+# The exact-match filters of a search on a column, in the order the query lists them,
+# and those on a key of the detail (``DETAIL_KEYS``: actor, temp_key, credential).
+FILTERS = ("type", "door", "person", "apartment", "result", "reason", "action", "credential_kind")
+# More ids in one IN list than SQLite binds (32,766) is no building anyone has.
+MAX_SCOPE = 30_000
+
+
+def detail_expr(key: str) -> str:
+    """The SQL of ``detail.<key>``, spelled as the index of migration 3 spells it."""
+    if key not in DETAIL_KEYS:
+        raise StoreQueryError(f"events cannot be filtered by detail key {key!r}")
+    return f"json_extract(detail, '$.{key}')"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A set of places: events of any of ``apartments`` or at any of ``doors`` (a building)."""
+
+    apartments: tuple[str, ...] = ()
+    doors: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.apartments) + len(self.doors) > MAX_SCOPE:
+            raise StoreQueryError(f"a scope holds at most {MAX_SCOPE} apartments and doors")
+
+    def sql(self, args: list[Any]) -> str:
+        """The condition (``0`` for an empty scope: nothing matches), its args appended."""
+        parts = []
+        for column, ids in (("apartment", self.apartments), ("door", self.doors)):
+            if ids:
+                parts.append(f"{column} IN ({', '.join('?' * len(ids))})")
+                args.extend(ids)
+        return "(" + " OR ".join(parts) + ")" if parts else "0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +123,19 @@ def search_sql(
     since: datetime | str | None,
     until: datetime | str | None,
     cursor: str | None,
+    initiated_by: str | None = None,
+    scope: Scope | None = None,
 ) -> tuple[str, list[Any]]:
-    """The query for one page of events, newest first (the LIMIT is the last arg)."""
+    """The query for one page of events, newest first (the LIMIT is the last arg).
+
+    ``filters`` holds column values (``FILTERS``) and detail values (``DETAIL_KEYS``);
+    ``initiated_by`` matches the person of a presentation or the operator (``actor``)
+    of a remote, emergency or test action; ``scope`` limits to a building's places.
+    Every value travels as a parameter; the SQL text is made of fixed names only.
+    """
+    unknown = set(filters) - set(FILTERS) - set(DETAIL_KEYS)
+    if unknown:
+        raise StoreQueryError(f"events cannot be filtered by {sorted(unknown)}")
     where: list[str] = []
     args: list[Any] = []
     for column in FILTERS:
@@ -100,6 +143,16 @@ def search_sql(
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
+    for key in DETAIL_KEYS:
+        value = filters.get(key)
+        if value is not None:
+            where.append(f"{detail_expr(key)} = ?")
+            args.append(value)
+    if initiated_by is not None:
+        where.append(f"(person = ? OR {detail_expr('actor')} = ?)")
+        args.extend((initiated_by, initiated_by))
+    if scope is not None:
+        where.append(scope.sql(args))
     window_and_cursor(
         where, args, since=since, until=until, key="seq", kind="events", cursor=cursor
     )

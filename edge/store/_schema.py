@@ -105,7 +105,29 @@ def _v2_redaction(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["reason", "seq"], index_name="events_reason_seq")
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1_base, _v2_redaction)
+# The expressions of the log filters that read an event's detail (edge/store/_events.py
+# spells them the same way, or SQLite would not use these indexes).
+DETAIL_KEYS = ("actor", "temp_key", "credential")
+
+
+def _v3_log_filters(db: sqlite_utils.Database) -> None:
+    """Door-log filters people use (docs/web-ui.md): action, credential kind, the
+    operator, the temp key and the credential, each newest first without a sort."""
+    for column in ("action", "credential_kind"):
+        db.table("events").create_index([column, "seq"], index_name=f"events_{column}_seq")
+    for key in DETAIL_KEYS:
+        expr = f"json_extract(detail, '$.{key}')"
+        # Partial: most events carry no actor or temp key; `expr = ?` implies NOT NULL.
+        db.execute(
+            f"CREATE INDEX events_{key}_seq ON events ({expr}, seq) WHERE {expr} IS NOT NULL"
+        )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _v1_base,
+    _v2_redaction,
+    _v3_log_filters,
+)
 LATEST = len(MIGRATIONS)
 
 

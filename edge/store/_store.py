@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
     from datetime import tzinfo
 
-    from edge.store._events import ChainReport
+    from edge.store._events import ChainReport, Scope
     from edge.store._policy import PolicyState
     from edge.store._writer import WriterStats
 
@@ -292,12 +292,22 @@ class EdgeStore:
         apartment: str | None = None,
         result: str | None = None,
         reason: str | None = None,
+        action: str | None = None,
+        credential_kind: str | None = None,
+        actor: str | None = None,
+        temp_key: str | None = None,
+        credential: str | None = None,
+        initiated_by: str | None = None,
+        scope: Scope | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Events matching every given filter, newest first, and the next page's cursor.
 
-        ``since`` is inclusive and ``until`` exclusive; times need an offset.
+        ``since`` is inclusive and ``until`` exclusive; times need an offset. ``actor``,
+        ``temp_key`` and ``credential`` match those keys of the detail; ``initiated_by``
+        the person or the actor; ``scope`` a building's apartments and doors
+        (``_events.search_sql``). Each filter is served by an index (docs/storage.md).
         """
         filters = {
             "type": type,
@@ -306,8 +316,20 @@ class EdgeStore:
             "apartment": apartment,
             "result": result,
             "reason": reason,
+            "action": action,
+            "credential_kind": credential_kind,
+            "actor": actor,
+            "temp_key": temp_key,
+            "credential": credential,
         }
-        sql, args = _events.search_sql(filters, since=since, until=until, cursor=cursor)
+        sql, args = _events.search_sql(
+            filters,
+            since=since,
+            until=until,
+            cursor=cursor,
+            initiated_by=initiated_by,
+            scope=scope,
+        )
         page = page_limit(limit)
         args.append(page + 1)
         rows = await self._db.read(lambda conn: conn.execute(sql, args).fetchall())
@@ -488,13 +510,44 @@ class EdgeStore:
         )
 
     async def query_alarms(
-        self, *, open_only: bool = False, limit: int = 100
+        self,
+        *,
+        open_only: bool = False,
+        kind: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Alarm records, newest first; ``open_only`` leaves out the resolved ones."""
-        sql = _alarms.search_sql(open_only=open_only)
+        """Alarm records, newest first; ``open_only`` leaves out the resolved ones.
+
+        A list (the first page) for the daemon's callers; `query_alarm_page` pages.
+        """
+        rows, _ = await self.query_alarm_page(
+            open_only=open_only, kind=kind, since=since, until=until, limit=limit, cursor=cursor
+        )
+        return rows
+
+    async def query_alarm_page(
+        self,
+        *,
+        open_only: bool = False,
+        kind: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of alarm records, newest first, and the next page's cursor."""
+        sql, args = _alarms.search_sql(
+            open_only=open_only, kind=kind, since=since, until=until, cursor=cursor
+        )
         page = page_limit(limit)
-        rows = await self._db.read(lambda conn: conn.execute(sql, (page,)).fetchall())
-        return [_alarms.row(values) for values in rows]
+        args.append(page + 1)
+        rows = await self._db.read(lambda conn: conn.execute(sql, args).fetchall())
+        out = [_alarms.row(values) for values in rows[:page]]
+        more = len(rows) > page
+        return out, (_chain.encode_cursor("alarms", out[-1]["id"]) if more else None)
 
     # --- backup and site state --------------------------------------------------------
 

@@ -94,12 +94,27 @@ def parse_param(param: Param, raw: str) -> Any:
 def parse_query(request: web.Request, route: Route) -> dict[str, Any]:
     """The route's declared query parameters that the request sends.
 
-    An empty ``cursor=`` is the first page (a client that pastes back an absent cursor).
+    Every name the request sends must be one its row declares, once: an unknown name
+    (a typo, or a filter this endpoint does not have) is a 400 naming the ones it has,
+    never silently ignored (INTERFACES.md). An empty ``cursor=`` is the first page (a
+    client that pastes back an absent cursor).
     """
+    declared = {q.name: q for q in route.query}
+    for name in request.query:
+        if name not in declared:
+            allowed = ", ".join(sorted(declared)) or "none"
+            raise ApiError(
+                400,
+                _BAD_QUERY,
+                f"unknown query parameter {name[:64]!r}; {route.path} takes: {allowed}",
+                name[:64],
+            )
+        if len(request.query.getall(name)) > 1:
+            raise ApiError(400, _BAD_QUERY, f"give {name} once", name)
     return {
-        q.name: parse_param(q, request.query[q.name])
-        for q in route.query
-        if q.name in request.query and not (q.name == "cursor" and not request.query[q.name])
+        name: parse_param(q, request.query[name])
+        for name, q in declared.items()
+        if name in request.query and not (name == "cursor" and not request.query[name])
     }
 
 

@@ -10,9 +10,11 @@ auth and the wrong role.
 
 from __future__ import annotations
 
+from doorkeep.policydoc import CREDENTIAL_KINDS
 from doorkeep.web import Param
 from doorkeep.web import Route as _Route
 from edge.auth import Role
+from edge.core.decide import Reason
 from edge.store import cursor_pattern
 from edge.web.schemas import HARDWARE_TABLES, SCHEMAS, entity_schema
 
@@ -36,14 +38,27 @@ ENTITY_KINDS: dict[str, tuple[str, Role]] = {
 
 _SINCE = Param("since", "string", "from this time (ISO 8601, with offset)", fmt="date-time")
 _UNTIL = Param("until", "string", "up to this time (ISO 8601, with offset)", fmt="date-time")
+# The door-log filters (docs/web-ui.md, "Logs"): every one is an index in the store.
 _EVENT_FILTERS = (
     Param("type", "string", "event type", ("access", "door", "alarm", "emergency", "system")),
     _SINCE,
     _UNTIL,
+    Param("building", "string", "building id: events of its apartments or at its doors"),
+    Param("apartment", "string", "apartment id"),
     Param("door", "string", "door id"),
     Param("person", "string", "person id"),
+    Param("initiated_by", "string",
+          "who: a person id (their presentations) or an operator as the audit log names "
+          "them (admin:alice, token:ci, cli, mqtt, input:<id>) for remote, emergency and "
+          "test actions"),
+    Param("credential_kind", "string", "how: the credential kind, or remote for an operator",
+          (*CREDENTIAL_KINDS, "remote")),
+    Param("temp_key", "string", "temp key id (a visitor's door log)"),
+    Param("credential", "string", "credential id"),
+    Param("action", "string", "what happened: presentation, remote_unlock, opened, ..."),
     Param("result", "string", "outcome", ("success", "failed", "offline")),
-)
+    Param("reason", "string", "why a presentation was refused", tuple(Reason)),
+)  # fmt: skip
 
 
 def _paging(kind: str) -> tuple[Param, ...]:
@@ -54,8 +69,19 @@ def _paging(kind: str) -> tuple[Param, ...]:
     )
 
 
-_AUDIT_FILTERS = (_SINCE, _UNTIL, Param("actor", "string", "who made the change"))
-_FORMAT = Param("format", "string", "file format", ("csv", "xlsx"))
+_AUDIT_FILTERS = (
+    _SINCE,
+    _UNTIL,
+    Param("actor", "string", "who made the change"),
+    Param("action", "string", "what was done (door.unlock, people.update, ...)"),
+)
+_ALARM_FILTERS = (
+    Param("open", "boolean", "only unresolved alarms"),
+    Param("kind", "string", "alarm kind (forced_open, board_offline, emergency, ...)"),
+    _SINCE,
+    _UNTIL,
+)
+_FORMAT = Param("format", "string", "file format (default csv)", ("csv", "xlsx"))
 
 VIEWER, INSTALLER, ADMIN = Role.VIEWER, Role.INSTALLER, Role.ADMIN
 
@@ -118,15 +144,23 @@ _CORE: tuple[Route, ...] = (
           body="PresentationRequest", response="PresentationResult"),
     # logs
     Route("GET", "/events", op="list_events", role=VIEWER, tag="logs",
-          summary="Door and alarm events, newest first",
+          summary="Door and alarm events, newest first, with names",
           response="EventPage", query=_EVENT_FILTERS + _paging("events")),
     Route("GET", "/events/export", op="export_events", role=VIEWER, tag="logs",
-          summary="Events as CSV or XLSX",
+          summary="Events as CSV or XLSX (the CLI's exporter)",
           response=None, media="application/octet-stream", query=(_FORMAT, *_EVENT_FILTERS)),
+    Route("GET", "/events/verify", op="verify_events", role=VIEWER, tag="logs",
+          summary="Recompute the event log's hash chain", response="ChainReport"),
     Route("GET", "/audit", op="list_audit", role=VIEWER, tag="logs", summary="Operation log",
           response="AuditPage", query=_AUDIT_FILTERS + _paging("audit")),
+    Route("GET", "/audit/export", op="export_audit", role=VIEWER, tag="logs",
+          summary="The operation log as CSV or XLSX",
+          response=None, media="application/octet-stream", query=(_FORMAT, *_AUDIT_FILTERS)),
     Route("GET", "/alarms", op="list_alarms", role=VIEWER, tag="logs", summary="Alarm records",
-          response="Alarms", query=(Param("open", "boolean", "only unresolved alarms"),)),
+          response="AlarmPage", query=_ALARM_FILTERS + _paging("alarms")),
+    Route("GET", "/alarms/export", op="export_alarms", role=VIEWER, tag="logs",
+          summary="Alarm records as CSV or XLSX",
+          response=None, media="application/octet-stream", query=(_FORMAT, *_ALARM_FILTERS)),
     Route("POST", "/alarms/{id}/resolve", op="resolve_alarm", role=INSTALLER, tag="logs",
           summary="Resolve an alarm",
           body="ResolveRequest", response="Object", int_params=("id",), body_required=False),

@@ -48,7 +48,9 @@ async def sse(call: Call) -> web.StreamResponse:
                 await response.write(b": keep-alive\n\n")
                 continue
             topic = str(item.get("topic", "message"))
-            data = json.dumps(item.get("data", {}), default=str)
+            # events and alarms with their names and site time, as GET /events shows them
+            named = await call.site.logbook.named(topic, item.get("data", {}))
+            data = json.dumps(named, default=str)
             await response.write(f"event: {topic}\ndata: {data}\n\n".encode())
     except ConnectionResetError:
         pass  # the browser went away

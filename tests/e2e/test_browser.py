@@ -153,10 +153,10 @@ def test_logs_export_as_csv_and_xlsx(page: Page, daemon: Daemon, tmp_path: Path)
     download = info.value
     assert download.suggested_filename.endswith(".csv")
     text = Path(download.path()).read_text(encoding="utf-8")
-    rows = [r for r in csv.DictReader(io.StringIO(text)) if r["type"] == "access"]
-    assert [r["result"] for r in rows] == ["failed", "success"]
-    assert rows[0]["reason"] == "no_access"
-    assert rows[1]["person"] == "p-judy"
+    rows = [r for r in csv.DictReader(io.StringIO(text)) if r["Type"] == "access"]
+    assert [r["Result"] for r in rows] == ["failed", "success"]
+    assert rows[0]["Reason"] == "no_access"
+    assert rows[1]["Person"] == "p-judy"
     assert "4711" not in text
 
     with page.expect_download() as info:
@@ -165,7 +165,7 @@ def test_logs_export_as_csv_and_xlsx(page: Page, daemon: Daemon, tmp_path: Path)
     info.value.save_as(tmp_path / "events.xlsx")
     sheet = load_workbook(tmp_path / "events.xlsx").active
     values = [list(r) for r in sheet.iter_rows(values_only=True)]
-    assert values[0][:3] == ["seq", "time (Europe/Berlin)", "type"]  # edge/exports.py headers
+    assert values[0][:3] == ["Seq", "Time (Europe/Berlin)", "Type"]  # edge/exports.py headers
     assert [r[4] for r in values[1:] if r[2] == "access"] == ["failed", "success"]
     assert not any("4711" in str(v) for r in values for v in r)
 

@@ -58,31 +58,31 @@ def read_xlsx(data: bytes) -> list[dict[str, object]]:
 async def test_events_csv_round_trip_in_site_time(tmp_path: Path) -> None:
     events, _, _ = await sample(tmp_path)
     rows = read_csv(exports.events_csv(events, tz="Europe/Berlin"))
-    assert [r["seq"] for r in rows] == ["3", "2", "1"]
+    assert [r["Seq"] for r in rows] == ["3", "2", "1"]
     # 00:30 UTC is 01:30 CET; one and two hours later Berlin is on CEST (+02:00).
-    times = [r["time (Europe/Berlin)"] for r in rows]
+    times = [r["Time (Europe/Berlin)"] for r in rows]
     assert times == [
         "2026-03-29T04:30:00+02:00",
         "2026-03-29T03:30:00+02:00",
         "2026-03-29T01:30:00+01:00",
     ]
-    assert rows[1]["reason"] == "outside_schedule"
-    assert rows[2]["reason"] == ""
-    assert rows[0]["detail"] == '{"floors":["7"],"i":2}'
+    assert rows[1]["Reason"] == "outside_schedule"
+    assert rows[2]["Reason"] == ""
+    assert rows[0]["Detail"] == '{"floors":["7"],"i":2}'
     # A formula-looking name is shown, never run: CSV gets a leading apostrophe.
-    assert rows[0]["person"] == "'" + NASTY
+    assert rows[0]["Person"] == "'" + NASTY
 
 
 async def test_events_xlsx_round_trip(tmp_path: Path) -> None:
     events, _, _ = await sample(tmp_path)
     rows = read_xlsx(exports.events_xlsx(events, tz="Europe/Berlin"))
-    assert [r["seq"] for r in rows] == [3, 2, 1]
-    assert rows[2]["time (Europe/Berlin)"] == datetime(2026, 3, 29, 1, 30)
-    assert rows[0]["time (Europe/Berlin)"] == datetime(2026, 3, 29, 4, 30)
+    assert [r["Seq"] for r in rows] == [3, 2, 1]
+    assert rows[2]["Time (Europe/Berlin)"] == datetime(2026, 3, 29, 1, 30)
+    assert rows[0]["Time (Europe/Berlin)"] == datetime(2026, 3, 29, 4, 30)
     # Stored as a string cell, so the text is intact and Excel runs no formula.
-    assert rows[0]["person"] == NASTY
-    assert rows[0]["credential"] == "rf_card"
-    assert rows[1]["door"] == "gate"
+    assert rows[0]["Person"] == NASTY
+    assert rows[0]["Credential"] == "rf_card"
+    assert rows[1]["Door"] == "gate"
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
@@ -90,26 +90,26 @@ async def test_audit_and_alarms_export(tmp_path: Path, fmt: str) -> None:
     _, audit, alarms = await sample(tmp_path)
     read = read_csv if fmt == "csv" else read_xlsx
     audit_rows = read(getattr(exports, f"audit_{fmt}")(audit, tz="UTC"))
-    actions = [r["action"] for r in audit_rows]
+    actions = [r["Action"] for r in audit_rows]
     assert actions == ["alarm.resolve", "door.unlock"]
-    assert audit_rows[1]["actor"] == "admin:alice"
+    assert audit_rows[1]["Actor"] == "admin:alice"
     alarm_rows = read(getattr(exports, f"alarms_{fmt}")(alarms, tz="UTC"))
     (alarm,) = alarm_rows
-    assert alarm["kind"] == "forced_open"
-    assert alarm["resolved by"] == "admin:alice"
+    assert alarm["Kind"] == "forced_open"
+    assert alarm["Resolved by"] == "admin:alice"
     if fmt == "csv":
-        assert alarm["resolved"] == "yes"
-        assert alarm["note"] == "'-1 checked"
-        assert alarm["time (UTC)"] == "2026-03-29T00:30:00+00:00"
+        assert alarm["Resolved"] == "yes"
+        assert alarm["Note"] == "'-1 checked"
+        assert alarm["Time (UTC)"] == "2026-03-29T00:30:00+00:00"
     else:
-        assert alarm["resolved"] is True
-        assert alarm["note"] == "-1 checked"
-        assert alarm["time (UTC)"] == datetime(2026, 3, 29, 0, 30)
+        assert alarm["Resolved"] is True
+        assert alarm["Note"] == "-1 checked"
+        assert alarm["Time (UTC)"] == datetime(2026, 3, 29, 0, 30)
 
 
 def test_empty_export_still_has_headers() -> None:
     rows = list(csv.reader(io.StringIO(exports.events_csv([]).decode("utf-8-sig"))))
-    assert rows == [[c.header if c.kind != "time" else "time (UTC)" for c in exports.EVENT_COLUMNS]]
+    assert rows == [[c.header if c.kind != "time" else "Time (UTC)" for c in exports.EVENT_COLUMNS]]
     sheet = openpyxl.load_workbook(io.BytesIO(exports.events_xlsx([]))).worksheets[0]
     assert sheet.max_row == 1
 

@@ -9,6 +9,7 @@ import io
 import json
 import struct
 import tomllib
+import urllib.parse
 from typing import Any
 
 import openpyxl
@@ -215,7 +216,7 @@ async def test_events_page_with_a_cursor_and_export_csv(api: Api) -> None:
     raw = await resp.read()
     assert raw.startswith(codecs.BOM_UTF8)  # the careful exporter (edge/exports.py)
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert [r["seq"] for r in rows] == [str(s) for s in reversed(seqs)]
+    assert [r["Seq"] for r in rows] == [str(s) for s in reversed(seqs)]
 
 
 async def test_stream_delivers_door_changes_live(api: Api) -> None:
@@ -316,26 +317,24 @@ async def test_a_bug_answers_a_json_500_and_is_logged_once(api: Api, caplog: Any
 async def test_rest_export_uses_site_time_and_neutralises_formulas(api: Api) -> None:
     # The REST export is the CLI's exporter: UTF-8 BOM, times in the site's zone with
     # their offset, and text a spreadsheet would run as a formula made inert.
-    row = {"seq": 7, "at": "2026-07-01T10:00:00+00:00", "type": "access", "result": "failed",
-           "person": '=HYPERLINK("http://evil")', "detail": {"note": "x"}}  # fmt: skip
-
-    async def events(**query: Any) -> Any:
-        del query
-        return [row], None
-
-    api.site.events = events  # type: ignore[method-assign]
+    evil = '=HYPERLINK("http://evil")'
+    await api.site.log.record(
+        {"at": "2026-07-01T10:00:00+00:00", "type": "access", "action": "presentation",
+         "result": "failed", "person": evil, "detail": {"note": "x"}}
+    )  # fmt: skip
     viewer = api.token("viewer")
-    resp = await api.client.get("/api/v1/events/export?format=csv", headers=viewer)
+    query = "person=" + urllib.parse.quote(evil)
+    resp = await api.client.get(f"/api/v1/events/export?format=csv&{query}", headers=viewer)
     assert resp.status == 200
     raw = await resp.read()
     assert raw.startswith(codecs.BOM_UTF8)
     (out,) = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert out["time (Europe/Berlin)"] == "2026-07-01T12:00:00+02:00"
-    assert out["person"] == '\'=HYPERLINK("http://evil")'
-    xlsx = await api.client.get("/api/v1/events/export?format=xlsx", headers=viewer)
+    assert out["Time (Europe/Berlin)"] == "2026-07-01T12:00:00+02:00"
+    assert out["Person"] == '\'=HYPERLINK("http://evil")'
+    xlsx = await api.client.get(f"/api/v1/events/export?format=xlsx&{query}", headers=viewer)
     assert xlsx.status == 200
     book = openpyxl.load_workbook(io.BytesIO(await xlsx.read()))
     cells = {c.value: c for c in next(book.worksheets[0].iter_rows(min_row=1, max_row=1))}
-    person = book.worksheets[0].cell(row=2, column=cells["person"].column)
+    person = book.worksheets[0].cell(row=2, column=cells["Person"].column)
     assert person.data_type == "s"
-    assert person.value == '=HYPERLINK("http://evil")'
+    assert person.value == evil
