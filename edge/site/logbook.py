@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge import exports
 from edge.site.lognames import Names
-from edge.store import Scope, StoreQueryError
+from edge.store import Scope
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -32,14 +32,6 @@ LOGS = ("events", "audit", "alarms")
 _PAGE = 1000
 # Entity kinds the names come from.
 _NAMED_KINDS = ("people", "apartments", "buildings", "temp_keys", "groups")
-
-
-class FilterError(StoreQueryError):
-    """A filter value that names nothing (an unknown building); ``field`` says which."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +117,10 @@ class LogBook:
         query = dict(query)
         building = query.pop("building", None)
         if building is not None:
+            # A building nobody knows (any more) finds nothing, like an unknown door: the
+            # query is well formed, and its events can still be found by apartment or door.
             scope = names.building_scope(building)
-            if scope is None:
-                raise FilterError(
-                    f"building {building!r} is not in the policy or site.toml; "
-                    "its events can still be found by apartment or door",
-                    "building",
-                )
-            query["scope"] = Scope(*scope)
+            query["scope"] = Scope(*scope) if scope is not None else Scope()
         return query
 
     def _fetch(self, log: str) -> Callable[..., Awaitable[tuple[list[dict[str, Any]], Any]]]:

@@ -97,6 +97,8 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
     fn = HANDLERS[route.op]
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        # The URL before the body: a misspelt parameter is named even when the body is bad.
+        path, query = parse_path(request, route), parse_query(request, route)
         call = Call(
             request=request,
             route=route,
@@ -104,8 +106,8 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
             auth=request.app[AUTH],
             principal=request.get(PRINCIPAL),
             body=await read_body(request, route),
-            path=parse_path(request, route),
-            query=parse_query(request, route),
+            path=path,
+            query=query,
         )
         result = await fn(call)
         if isinstance(result, web.StreamResponse):

@@ -170,6 +170,7 @@ async def test_a_repeated_query_parameter_is_a_400(api: Api, route: Route) -> No
         ("type=access&result=failed", ["unknown"]),
         ("reason=unknown_credential&door=lobby", ["unknown"]),
         ("building=B1&result=success&type=access", ["visitor", "judy"]),
+        ("building=B9", []),  # no such building: nothing, like an unknown door
     ],
 )
 async def test_each_door_log_filter(
@@ -184,13 +185,12 @@ async def test_each_door_log_filter(
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ("building=B9", "building"),
         ("reason=bad_luck", "reason"),
         ("credential_kind=password", "credential_kind"),
         ("result=maybe", "result"),
         ("since=2026-01-01", "since"),
         ("limit=1001", "limit"),
-        ("cursor=bm9wZQ", None),
+        ("cursor=bm9wZQ", "cursor"),  # not an events cursor (e1234): its schema pattern
     ],
 )
 async def test_a_bad_filter_value_is_a_4xx_naming_the_field(
@@ -423,8 +423,6 @@ async def test_the_cli_table_shows_names_in_site_time(api: Api, seqs: dict[str, 
 
 
 async def test_the_cli_refuses_bad_filters(api: Api) -> None:
-    code, _, err = await doorkeep(api, "events", "--building", "B9")
-    assert code == 1 and "building 'B9'" in err and "Traceback" not in err
     code, _, err = await doorkeep(api, "events", "--reason", "bad_luck")
     assert code == 2 and "invalid choice" in err
     code, _, err = await doorkeep(api, "events", "--format", "xlsx")
@@ -469,10 +467,9 @@ async def test_hostile_filter_values_find_nothing_and_break_nothing(
     api: Api, seqs: dict[str, int], value: str
 ) -> None:
     viewer = api.token("viewer")
-    for name in ("apartment", "initiated_by", "temp_key", "credential", "action", "door"):
+    names = ("apartment", "initiated_by", "temp_key", "credential", "action", "door", "building")
+    for name in names:
         resp = await api.client.get("/api/v1/events", params={name: value}, headers=viewer)
         assert resp.status == 200
         assert (await resp.json())["items"] == []
-    resp = await api.client.get("/api/v1/events", params={"building": value}, headers=viewer)
-    assert resp.status == 400 and (await resp.json())["error"]["field"] == "building"
     assert len(await events(api, "type=access")) == len(seqs)
