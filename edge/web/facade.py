@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from edge.readers import Readers
+    from edge.site.parking import Parking
 
 
 class AuditSink(Protocol):
@@ -38,6 +39,7 @@ class SiteFacade(Protocol):
     version: str
     tz: ZoneInfo
     readers: Readers  # edge/readers: physical readers' status, reads and feedback
+    parking: Parking  # edge/site/parking.py: car parks counted by their readers' grants
 
     def health(self) -> dict[str, Any]: ...
     async def metrics_text(self) -> bytes: ...
