@@ -8,9 +8,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge.config import SiteConfigError, parse_site_config
+from edge.config.parking import ParkingSection
 from edge.service import Site
+from edge.site.parking import Parking
 from tests.edge.readers.garage import GARAGE_RELAY, PLATE, UHF, garage, site_toml
 
 PLATE_READ = {"kind": "license_plate", "value": "ab 123-cd"}
@@ -209,3 +213,62 @@ def test_a_valid_lot_is_parsed() -> None:
         ("garage-exit",),
         "refuse",
     )
+
+
+# --- the counter on its own: invariants over any sequence of grants ------------------
+
+
+_TZ = ZoneInfo("Europe/Berlin")
+_T0 = datetime(2026, 11, 20, 8, 0, tzinfo=_TZ)
+_READS = st.lists(
+    st.tuples(st.sampled_from(["in", "out", "elsewhere"]), st.integers(0, 5)), max_size=60
+)
+
+
+@given(reads=_READS, capacity=st.integers(1, 4))
+def test_occupancy_is_the_vehicles_inside_never_negative_and_survives_a_reload(
+    reads: list[tuple[str, int]], capacity: int
+) -> None:
+    lot = ParkingSection("p", "P", capacity, ("in",), ("out",), "allow_and_alarm")
+    parking = Parking([lot], {}, tz=_TZ)
+    rows: dict[str, object] = {}
+    inside: set[int] = set()
+    alarms = 0
+    for i, (reader, car) in enumerate(reads):
+        counted = parking.count(
+            reader, person=f"p{car}", credential=f"c{car}", temp_key=None,
+            at=_T0 + timedelta(minutes=i),
+        )  # fmt: skip
+        if reader == "elsewhere":
+            assert counted is None
+            continue
+        assert counted is not None
+        was_full = len(inside) >= capacity and car not in inside
+        (inside.add if reader == "in" else inside.discard)(car)
+        alarms += counted.alarm is not None
+        if counted.alarm is not None:
+            assert was_full
+        rows.update(counted.rows)
+        (status,) = parking.status()
+        assert status["occupied"] == len(inside) >= 0
+        assert {v["credential"] for v in status["vehicles"]} == {f"c{c}" for c in inside}
+        assert counted.detail["occupied"] == len(inside)
+    assert alarms <= len(reads)
+    kept = {k: v for k, v in rows.items() if v is not None}
+    assert Parking([lot], kept, tz=_TZ).status() == parking.status()
+
+
+@given(reads=_READS)
+def test_a_refusing_lot_refuses_exactly_when_full(reads: list[tuple[str, int]]) -> None:
+    lot = ParkingSection("p", "P", 2, ("in",), ("out",), "refuse")
+    parking = Parking([lot], {}, tz=_TZ)
+    for i, (reader, car) in enumerate(reads):
+        if reader == "in" and "in" in parking.refusing():
+            continue  # the engine denies it: nothing is counted
+        parking.count(
+            reader, person=f"p{car}", credential=f"c{car}", temp_key=None,
+            at=_T0 + timedelta(minutes=i),
+        )  # fmt: skip
+        (status,) = parking.status()
+        assert status["occupied"] <= 2
+        assert ("in" in parking.refusing()) == (status["occupied"] >= 2)
