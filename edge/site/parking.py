@@ -13,7 +13,8 @@ decide`` and the event log explain it like any other reason). ``allow_and_alarm`
 vehicle in and asks the site to raise one ``parking_full`` alarm until occupancy drops
 below capacity again.
 
-State lives in the decision-memory table as rows ``park:<lot>:<vehicle>`` and is written
+State lives in the decision-memory table as rows ``park:<lot>:<vehicle>`` (and
+``parkalarm:<lot>`` while an alarming lot's full spell has had its alarm) and is written
 in the transaction of the access event that changed it (like temp-key uses), so the
 counts survive a restart and never disagree with the log. A vehicle that leaves without
 having been counted in (it came in before the lot was configured, or tailgated) changes
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from edge.config.parking import ParkingSection
 
 ROW_PREFIX = "park:"
+ALARM_PREFIX = "parkalarm:"  # the allow_and_alarm lot's alarm of this full spell is raised
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,11 @@ class Parking:
         self._entry = {r: i for i, lot in self._lots.items() for r in lot.section.entry}
         self._exit = {r: i for i, lot in self._lots.items() for r in lot.section.exit}
         for key, value in rows.items():
+            if key.startswith(ALARM_PREFIX) and value:
+                spell = self._lots.get(key.removeprefix(ALARM_PREFIX))
+                if spell is not None:
+                    spell.alarmed = True
+                continue
             if not key.startswith(ROW_PREFIX) or not isinstance(value, dict):
                 continue
             lot_id, _, vkey = key.removeprefix(ROW_PREFIX).partition(":")
@@ -111,8 +118,6 @@ class Parking:
                 value.get("temp_key"),
                 float(value["since"]),
             )
-        for lot in self._lots.values():
-            lot.alarmed = lot.full and lot.section.when_full == "allow_and_alarm"
 
     def refusing(self) -> frozenset[str]:
         """Entry readers whose lot is full and refuses (``SiteState.parking_full``)."""
@@ -148,8 +153,10 @@ class Parking:
         # a vehicle already inside (its exit was missed) is counted once, from now
         lot.vehicles[key] = vehicle
         alarm = None
+        rows: dict[str, Any] = {self._row_key(lot, key): vehicle.row()}
         if was_full and lot.section.when_full == "allow_and_alarm" and not lot.alarmed:
             lot.alarmed = True
+            rows[ALARM_PREFIX + lot.section.id] = True
             alarm = {
                 "lot": lot.section.id,
                 "capacity": lot.section.capacity,
@@ -163,7 +170,7 @@ class Parking:
         }
         if was_full:
             detail["over_capacity"] = True
-        return Counted(detail, {self._row_key(lot, key): vehicle.row()}, alarm)
+        return Counted(detail, rows, alarm)
 
     def _out(self, lot: _Lot, key: str, person: str | None, at: datetime) -> Counted:
         vehicle = lot.vehicles.get(key)
@@ -177,8 +184,9 @@ class Parking:
             return Counted(detail, rows)
         del lot.vehicles[vehicle.key]
         rows[self._row_key(lot, vehicle.key)] = None
-        if not lot.full:
+        if lot.alarmed and not lot.full:  # below capacity: the next full spell alarms again
             lot.alarmed = False
+            rows[ALARM_PREFIX + lot.section.id] = None
         detail.update(
             counted_in=True,
             occupied=lot.occupied,

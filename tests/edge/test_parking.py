@@ -165,6 +165,23 @@ async def test_counts_survive_a_restart(tmp_path: Path) -> None:
         assert not any(PLATE.replace(" ", "") in str(r) for r in rows.items())
 
 
+async def test_the_full_spell_of_an_alarming_lot_survives_a_restart(tmp_path: Path) -> None:
+    async with garage(tmp_path, capacity=1, when_full="allow_and_alarm") as g:
+        await g.post("garage-lpr", PLATE_READ)
+        await g.post("garage-lpr", UHF_READ)  # over capacity: the alarm of this spell
+    async with Site.open(tmp_path / "site.toml") as site:
+        assert (await site.present("garage-lpr", "license_plate", "TOM 1"))["granted"]
+        assert len([a for a in await site.alarms() if a["kind"] == "parking_full"]) == 1
+        for plate in (PLATE, "TOM 1"):
+            await site.present("garage-exit", "license_plate", plate)
+        await site.present("garage-exit", "uhf_card", UHF)
+    async with Site.open(tmp_path / "site.toml") as site:  # an exactly full lot, no alarm yet
+        await site.present("garage-lpr", "license_plate", PLATE)
+    async with Site.open(tmp_path / "site.toml") as site:
+        await site.present("garage-lpr", "uhf_card", UHF)
+        assert len([a for a in await site.alarms() if a["kind"] == "parking_full"]) == 2
+
+
 async def test_a_full_refusing_lot_stays_full_after_a_restart(tmp_path: Path) -> None:
     async with garage(tmp_path, capacity=1) as g:
         await g.post("garage-lpr", PLATE_READ)
