@@ -169,3 +169,27 @@ def test_the_cli_makes_a_token_for_an_http_reader_only(tmp_path: Path) -> None:
         ("cli", "reader.token.create", "reader:garage-lpr"),
         ("cli", "reader.token.revoke", "reader:garage-lpr"),
     } <= set(asyncio.run(audit()))
+
+
+async def test_a_plate_that_is_not_long_term_opens_only_inside_its_window(tmp_path: Path) -> None:
+    async with garage(tmp_path) as g:
+        # the reference's "long-term vehicle" off: a window on the plate itself
+        await g.site.put_entity(
+            "credentials",
+            "c-tom",
+            {"id": "c-tom", "person": "p-tom", "kind": "license_plate", "value": "TOM 1",
+             "valid_from": "2020-01-01T00:00:00", "valid_until": "2021-01-01T00:00:00"},
+            actor="test",
+        )  # fmt: skip
+        _, body = await g.post("garage-lpr", {"kind": "license_plate", "value": "tom1"})
+        assert body["granted"] is False and body["reason"] == "credential_outside_validity"
+        assert body["person"] == "p-tom" and g.pulses() == []
+        await g.site.put_entity(
+            "credentials",
+            "c-tom",
+            {"id": "c-tom", "person": "p-tom", "kind": "license_plate", "value": "TOM 1",
+             "valid_from": "2020-01-01T00:00:00", "valid_until": None},
+            actor="test",
+        )  # fmt: skip
+        _, body = await g.post("garage-lpr", {"kind": "license_plate", "value": "tom1"})
+        assert body["granted"] is True and g.pulses() == [GARAGE_RELAY]
