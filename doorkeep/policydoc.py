@@ -356,6 +356,7 @@ class _Checker:
             person = cred["person"]
             if person not in apartment_of:
                 self.add(name, "person", f"person {person!r} does not exist")
+            self.window(name, "valid_from", "valid_until", cred)
             kind = cred["kind"]
             if kind == "license_plate":
                 plates[person] = plates.get(person, 0) + 1

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from doorkeep.errors import AuthError, Conflict, NotFound
+from edge.readers.tokens import ReaderTokens
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -266,6 +267,7 @@ class AuthStore:
         self._lock = threading.Lock()
         self._clock = clock
         self.hashing = HashPool()
+        self.readers = ReaderTokens(conn, self._lock, clock)  # edge/readers/tokens.py
 
     @classmethod
     def open(cls, path: Path | str, *, clock: Callable[[], float] = time.time) -> Self:

@@ -31,7 +31,7 @@ from edge.cli.policy import (
 )
 from edge.cli.site import cmd_check, cmd_demo, cmd_init, cmd_run
 from edge.cli.status import cmd_status
-from edge.cli.tokens import cmd_token_create
+from edge.cli.tokens import cmd_reader_token, cmd_token_create
 
 __all__ = ["UserError", "build_parser", "main"]
 
@@ -175,6 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--role", required=True, choices=["admin", "installer", "viewer"], help="what it may do"
     )
     p.add_argument("--name", help="a name for the audit log (default: role and a unique suffix)")
+
+    rsub = group("reader", "credential readers")
+    p = command(
+        "token",
+        cmd_reader_token,
+        'print a new token for one type = "http" reader (shown once, stored hashed; '
+        "replaces its old token)",
+        parent=rsub,
+    )
+    p.add_argument("reader", help="the reader id in site.toml")
+    p.add_argument("--revoke", action="store_true", help="remove the reader's token instead")
+    p.add_argument("--actor", default="cli", help="who to name in the audit log")
 
     passphrase = (
         "--passphrase-file",

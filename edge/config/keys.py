@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from doorkeep.web.hosts import check_host_name
 from doorkeep.web.listen import parse_listen
+from edge.config.parking import WHEN_FULL
 from edge.config.sections import (
     BAUDRATES,
     DIRECTIONS,
@@ -196,10 +197,18 @@ TABLES: Final[dict[str, dict[str, Key]]] = {
         "function": Key(STR, check=_one_of(INPUT_FUNCTIONS)),
         "active": Key(STR, "closed", _one_of(INPUT_ACTIVE)),
     },
+    "parking": {  # edge/config/parking.py
+        "id": Key(STR, check=_id_check),
+        "name": Key(STR, None),
+        "capacity": Key(INT, check=_between(1, 100_000)),
+        "entry": Key(LIST),
+        "exit": Key(LIST, None),
+        "when_full": Key(STR, "refuse", _one_of(WHEN_FULL)),
+    },
 }
 #: Keys a ``[[board]]`` may carry (for the installer UI's forms).
 BOARD_KEYS: Final = tuple(TABLES["board"])
 SINGLE: Final = ("site", "web", "mqtt", "cloud")
-ARRAYS: Final = ("bus", "board", "door", "reader", "output", "input")
+ARRAYS: Final = ("bus", "board", "door", "reader", "output", "input", "parking")
 TYPE_NAMES: Final = {str: "a string", int: "an integer", bool: "true or false", list: "a list"}
 TYPE_NAMES_TABLE: Final = "a table like { key = value }"

@@ -12,11 +12,13 @@ import os
 import re
 import tomllib
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edge.config.keys import ARRAYS, REQUIRED, SINGLE, TABLES, TYPE_NAMES, TYPE_NAMES_TABLE
+from edge.config.parking import build_parking, check_parking
 from edge.config.sections import (
     CREDENTIAL_METHODS,
     READER_TYPES,
@@ -192,6 +194,7 @@ class _Validator:
         readers = self.array("reader")
         outputs = self.array("output")
         inputs = self.array("input")
+        parking = self.array("parking")
 
         if site["timezone"] is not None:
             try:
@@ -217,9 +220,10 @@ class _Validator:
         self.check_outputs(outputs, board_ids, door_kinds, relay_users)
         self.check_inputs(inputs, board_ids, input_users)
         self.check_anti_passback(doors, readers)
+        check_parking(self.add, parking, {v["id"] for _, v in readers if v["id"]})
         if self.problems:
             raise SiteConfigError(self.path, self.problems)
-        return self.build(
+        config = self.build(
             site=site,
             web=web,
             mqtt=mqtt,
@@ -231,6 +235,7 @@ class _Validator:
             outputs=outputs,
             inputs=inputs,
         )
+        return replace(config, parking=build_parking(parking))
 
     def check_buses(self, buses: list[tuple[str, dict[str, Any]]], simulation: bool) -> None:
         ports: dict[str, str] = {}

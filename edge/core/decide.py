@@ -67,6 +67,8 @@ class Reason(StrEnum):
     ANTI_PASSBACK = "anti_passback"
     LOCKDOWN = "lockdown"
     CLOCK_UNTRUSTED = "clock_untrusted"
+    CREDENTIAL_OUTSIDE_VALIDITY = "credential_outside_validity"
+    PARKING_FULL = "parking_full"  # the entry reader's car park is full (when_full = refuse)
     # Not decided by the engine: the site refuses before deciding when it can neither
     # write nor hold another event (docs/storage.md), so nothing opens unrecorded.
     STORAGE_UNAVAILABLE = "storage_unavailable"
@@ -102,6 +104,8 @@ class SiteState:
 
     lockdown: bool = False
     clock_ok: bool = True
+    # entry readers of car parks that are full and refuse (edge/site/parking.py)
+    parking_full: frozenset[str] = frozenset()
 
 
 NORMAL = SiteState()
@@ -267,11 +271,14 @@ def _check_lockdown(ctx: _Ctx, person: Person, cred: Credential) -> Reason | Non
 
 def _check_clock(ctx: _Ctx, person: Person, cred: Credential) -> Reason | None:
     """No time-limited grant while the clock is known to be wrong."""
-    del cred
     if ctx.state.clock_ok:
         return None
     apartment = ctx.policy.apartments.get(person.apartment or "")
-    limited = person.validity.bounded or (apartment is not None and apartment.lease.bounded)
+    limited = (
+        person.validity.bounded
+        or cred.validity.bounded
+        or (apartment is not None and apartment.lease.bounded)
+    )
     return Reason.CLOCK_UNTRUSTED if limited else None
 
 
@@ -281,6 +288,20 @@ def _check_validity(ctx: _Ctx, person: Person, cred: Credential) -> Reason | Non
     return (
         Reason.OUTSIDE_VALIDITY if person.validity.before(t) or person.validity.after(t) else None
     )
+
+
+def _check_credential_validity(ctx: _Ctx, person: Person, cred: Credential) -> Reason | None:
+    """A credential's own window (a plate or UHF card of a vehicle that is not long-term)."""
+    del person
+    t = ctx.at.utc
+    outside = cred.validity.before(t) or cred.validity.after(t)
+    return Reason.CREDENTIAL_OUTSIDE_VALIDITY if outside else None
+
+
+def _check_parking(ctx: _Ctx, person: Person, cred: Credential) -> Reason | None:
+    """Last: a full car park refuses only a vehicle that would otherwise have come in."""
+    del person, cred
+    return Reason.PARKING_FULL if ctx.reader.id in ctx.state.parking_full else None
 
 
 def _check_lease(ctx: _Ctx, person: Person, cred: Credential) -> Reason | None:
@@ -346,11 +367,13 @@ PERSON_CHECKS: tuple[_PersonCheck, ...] = (
     _check_lockdown,
     _check_clock,
     _check_validity,
+    _check_credential_validity,
     _check_lease,
     _check_method,
     _check_plate,
     _check_access,
     _check_passback,
+    _check_parking,
 )
 
 
@@ -420,7 +443,7 @@ def _temp_key_reason(ctx: _Ctx, key: TempKey) -> Reason | None:
         return Reason.TEMP_KEY_USED_UP
     if ctx.door.kind == "lift" and not _floors(ctx.door, key.floors):
         return Reason.NO_FLOORS
-    return None
+    return Reason.PARKING_FULL if ctx.reader.id in ctx.state.parking_full else None
 
 
 def _temp_key_decision(ctx: _Ctx, key: TempKey) -> Decision:

@@ -122,6 +122,7 @@ class Credential:
     person: str
     kind: str
     active: bool
+    validity: Window = UNBOUNDED  # valid_from/valid_until: the reference's long-term vehicle
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +232,13 @@ def build_snapshot(
     credentials: dict[str, list[Credential]] = {}
     duress: dict[str, list[Credential]] = {}
     for c in doc.get("credentials") or []:
-        cred = Credential(c["id"], c["person"], c["kind"], c.get("active", True))
+        cred = Credential(
+            c["id"],
+            c["person"],
+            c["kind"],
+            c.get("active", True),
+            _window(tz, c.get("valid_from"), c.get("valid_until")),
+        )
         credentials.setdefault(c["value_hmac"], []).append(cred)
         if "duress_hmac" in c:
             duress.setdefault(c["duress_hmac"], []).append(cred)

@@ -45,6 +45,7 @@ from edge.site.doors import Doors
 from edge.site.log import EventLog
 from edge.site.logbook import LogBook
 from edge.site.metrics import SiteMetrics
+from edge.site.parking import Parking
 from edge.site.policy import SitePolicy
 from edge.store import EdgeStore, StorageUnavailable
 
@@ -127,7 +128,10 @@ class Site:
         )
         self.captures = Captures(secret, lambda: self.policy.snapshot)
         self.logbook = LogBook(store, self.policy, config, tz=config.tz, clock=self.clock)
-        self.memory = Memory.from_rows(store.load_memory_rows())
+        memory_rows = store.load_memory_rows()
+        self.memory = Memory.from_rows(memory_rows)
+        # car parks counted by their readers' grants (edge/site/parking.py)
+        self.parking = Parking(config.parking, memory_rows, tz=config.tz)
         # the clock guard (edge/core/clock.py): a presentation's simulated ``at`` never
         # reaches it, only readings of the real clocks do
         self.clock_guard = ClockGuard(self.clock_source, store, self.log)
@@ -204,7 +208,9 @@ class Site:
         """The decision a presentation would get now; changes nothing."""
         presentation = Presentation(reader, kind, value)
         now = at or self.clock()
-        state = SiteState(self.door_control.lockdown(), self.clock_guard.trusted())
+        state = SiteState(
+            self.door_control.lockdown(), self.clock_guard.trusted(), self.parking.refusing()
+        )
         return decide(self.snapshot, presentation, now, self.memory, state)
 
     async def present(
@@ -253,7 +259,7 @@ class Site:
             presentation,
             now,
             self.memory,
-            SiteState(self.door_control.lockdown(), clock_ok),
+            SiteState(self.door_control.lockdown(), clock_ok, self.parking.refusing()),
         )
         # Memory changes before the first await: two presentations of one temp key
         # can never both see the last use.
@@ -272,6 +278,18 @@ class Site:
             detail["floors"] = list(decision.floors)
         if actor:
             detail["actor"] = actor
+        parked = None
+        if result == "success":  # a grant the gate carried out: count the vehicle
+            parked = self.parking.count(
+                reader,
+                person=decision.person,
+                credential=decision.credential,
+                temp_key=decision.temp_key,
+                at=now,
+            )
+            if parked is not None:
+                detail["parking"] = parked.detail
+                rows = {**rows, **parked.rows}
         event = self.log.event(
             now,
             "access",
@@ -292,6 +310,13 @@ class Site:
             stored = await self.log.record(event, rows)
             if outcome is not None:  # the door events the grant caused, after the grant
                 await self.door_control.record(outcome)
+            if parked is not None and parked.alarm is not None:  # allow_and_alarm
+                await self.log.raise_alarm(
+                    "parking_full",
+                    source=f"parking:{parked.alarm['lot']}",
+                    door=decision.door,
+                    detail={**parked.alarm, "event_seq": stored["seq"]},
+                )
             if decision.duress:
                 await self.log.raise_alarm(
                     "duress",

@@ -1,6 +1,7 @@
 // Every page of the UI: a table from the URL hash to a render function.
 import { act, api, field, put, badge, can, errorText, fmt, h, live, s, state, table, toast, when } from "./lib.js";
 import { entityPage, ENTITY_PAGES } from "./entities.js";
+import { parkingPanel } from "./parking.js";
 
 // -- onboarding and login -------------------------------------------------------------------
 
@@ -112,7 +113,8 @@ async function dashboardPage(root) {
           { label: "Since", render: (a) => when(a.at) }], alarms.items)),
       h("section", { class: "panel" }, h("h2", {}, "Boards"),
         table([{ label: "Board", key: "id" }, { label: "Type", key: "type" },
-          { label: "Status", render: (b) => badge(b.online ? "online" : "offline") }], hw.boards))));
+          { label: "Status", render: (b) => badge(b.online ? "online" : "offline") }], hw.boards)),
+      parkingPanel()));
 }
 
 // -- doors ------------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ ALLOWED_HOSTS = web.AppKey("allowed_hosts", AllowedHosts)
 STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("streams", set)
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi", dict)
 PRINCIPAL = web.RequestKey("principal", Principal)
+READER = web.RequestKey("reader", str)  # the reader a reader token is bound to
 
 
 async def audit(call: Call, action: str, target: str, detail: dict[str, Any] | None = None) -> None:

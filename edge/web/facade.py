@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from edge.readers import Readers
     from edge.site.logbook import LogBook
+    from edge.site.parking import Parking
 
 
 class AuditSink(Protocol):
@@ -40,6 +41,7 @@ class SiteFacade(Protocol):
     tz: ZoneInfo
     readers: Readers  # edge/readers: physical readers' status, reads and feedback
     logbook: LogBook  # the logs as people read them: filters, names, exports, verify
+    parking: Parking  # edge/site/parking.py: car parks counted by their readers' grants
 
     def health(self) -> dict[str, Any]: ...
     async def metrics_text(self) -> bytes: ...

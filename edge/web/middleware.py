@@ -18,8 +18,8 @@ from aiohttp import web
 from doorkeep.errors import AuthError
 from doorkeep.web import ApiError, ErrorCode, ForbiddenError, route_of
 from edge.auth import Principal
-from edge.web.context import ALLOWED_HOSTS, AUTH, CONFIG, PRINCIPAL
-from edge.web.routes import API_PREFIX
+from edge.web.context import ALLOWED_HOSTS, AUTH, CONFIG, PRINCIPAL, READER
+from edge.web.routes import API_PREFIX, DeviceAuth
 
 CSRF_HEADER = "X-CSRF-Token"
 # Strict: the UI is entirely self-hosted (no CDN), so nothing else may load or run.
@@ -61,6 +61,9 @@ async def authenticate(request: web.Request, handler: Callable[..., Awaitable[An
     route = route_of(request)
     if route is None:  # static files, the UI shell, 404s
         return await handler(request)
+    if isinstance(route.role, DeviceAuth):
+        await _device(request)
+        return await handler(request)
     principal = await _principal(request)
     if route.changes_state and (principal is None or principal.kind == "user"):
         _check_origin(request)
@@ -93,6 +96,28 @@ async def _principal(request: web.Request) -> Principal | None:
     if cookie:
         return await asyncio.to_thread(auth.session, cookie)
     return None
+
+
+async def _device(request: web.Request) -> None:
+    """A reader-token route: only the bearer token bound to the path's reader passes.
+
+    No token (a session cookie is none) is 401, as is a token nobody made; an API token,
+    even an admin's, or another reader's token is 403: a camera opens only its own gate,
+    and a user is not a camera.
+    """
+    auth = request.app[AUTH]
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("send the reader's token: 'Authorization: Bearer <reader token>'")
+    reader = await asyncio.to_thread(auth.readers.reader_of, token)
+    if reader is None:
+        if await asyncio.to_thread(auth.token, token) is not None:
+            raise ForbiddenError("an API token cannot post reads; use the reader's own token")
+        raise AuthError("unknown or revoked reader token")
+    if reader != request.match_info.get("id"):
+        raise ForbiddenError("this token belongs to another reader")
+    request[READER] = reader
 
 
 def _check_origin(request: web.Request) -> None:

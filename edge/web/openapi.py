@@ -7,7 +7,7 @@ from typing import Any
 from doorkeep.web import build_openapi as _build
 from doorkeep.web import error_responses
 from doorkeep.web.openapi import default_path_schema
-from edge.web.routes import API_PREFIX, ROUTES, Route
+from edge.web.routes import API_PREFIX, ROUTES, DeviceAuth, Route
 from edge.web.schemas import SCHEMAS
 
 # Every authenticated operation may answer these; listing them keeps clients honest.
@@ -48,6 +48,8 @@ def _extra(route: Route) -> dict[str, Any]:
     out: dict[str, Any] = {"x-role": route.role.value if route.role else "public"}
     if route.role is None:
         out["security"] = []
+    elif isinstance(route.role, DeviceAuth):
+        out["security"] = [{"readerToken": []}]
     return out
 
 
@@ -62,6 +64,12 @@ def build_openapi(*, version: str, title: str = "doorkeep site API") -> dict[str
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "__Host-doorkeep"},
+                "readerToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the token `doorkeep reader token READER` printed for the "
+                    "http reader in the path; API tokens and sessions are refused",
+                },
             },
         },
         security=[{"bearer": []}, {"session": []}],

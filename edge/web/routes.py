@@ -10,6 +10,8 @@ auth and the wrong role.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from doorkeep.policydoc import CREDENTIAL_KINDS
 from doorkeep.web import Param
 from doorkeep.web import Route as _Route
@@ -18,12 +20,34 @@ from edge.core.decide import Reason
 from edge.store import cursor_pattern
 from edge.web.schemas import HARDWARE_TABLES, SCHEMAS, entity_schema
 
-__all__ = ["API_PREFIX", "ENTITY_KINDS", "HARDWARE_TABLES", "ROUTES", "SCHEMAS", "Param", "Route"]
+__all__ = [
+    "API_PREFIX",
+    "ENTITY_KINDS",
+    "HARDWARE_TABLES",
+    "ROUTES",
+    "SCHEMAS",
+    "DeviceAuth",
+    "Param",
+    "Route",
+]
 
 API_PREFIX = "/api/v1"
 
-#: A row of the edge's table: the role needed is an `edge.auth.Role` (None: public).
-Route = _Route[Role]
+
+class DeviceAuth(StrEnum):
+    """Routes a device calls with a token bound to it, instead of a user's role.
+
+    ``READER``: the token ``doorkeep reader token ID`` made for the reader in the path
+    (edge/readers/tokens.py); every other credential, an admin's API token included, is
+    refused (edge/web/middleware.py).
+    """
+
+    READER = "reader-token"
+
+
+#: A row of the edge's table: the role needed is an `edge.auth.Role` (None: public), or a
+#: `DeviceAuth` for the endpoints a device calls with its own token.
+Route = _Route[Role | DeviceAuth]
 
 # URL segment -> (facade kind, role needed to change one)
 ENTITY_KINDS: dict[str, tuple[str, Role]] = {
@@ -192,6 +216,11 @@ _CORE: tuple[Route, ...] = (
     Route("GET", "/readers", op="list_readers", role=VIEWER, tag="hardware",
           summary="Every reader with its link: online, Secure Channel, last seen",
           response="Readers"),
+    Route("POST", "/readers/{id}/input", op="reader_input", role=DeviceAuth.READER,
+          tag="hardware", summary="A read from an http reader (its own reader token only)",
+          body="ReaderInput", response="PresentationResult"),
+    Route("GET", "/parking", op="list_parking", role=VIEWER, tag="hardware",
+          summary="Car parks: capacity, occupancy, the vehicles inside", response="ParkingLots"),
     Route("POST", "/readers/{id}/capture", op="capture_card", role=INSTALLER, tag="hardware",
           summary="Wait for the next unknown card at a reader (enrolment)",
           body="CaptureRequest", response="Object", body_required=False),

@@ -462,6 +462,41 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     # The UI builds its credential-kind pickers from this (policydoc is the one list).
     "CredentialKind": {"type": "string", "enum": list(policydoc.CREDENTIAL_KINDS)},
+    # what an http reader posts (POST /readers/{id}/input): no reader (the path), no "at"
+    "ReaderInput": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["kind", "value"],
+        "properties": {
+            "kind": {"$ref": "#/components/schemas/CredentialKind"},
+            "value": {"type": "string", "minLength": 1, "maxLength": 256},
+        },
+    },
+    "ParkingLots": _items("ParkingLot"),
+    "ParkingLot": {
+        "type": "object",
+        "required": ["id", "name", "capacity", "occupied", "when_full", "vehicles"],
+        "properties": {
+            "id": _STR,
+            "name": _STR,
+            "capacity": {"type": "integer", "minimum": 1},
+            "occupied": {"type": "integer", "minimum": 0},
+            "when_full": {"enum": ["refuse", "allow_and_alarm"]},
+            "vehicles": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["person", "since"],
+                    "properties": {
+                        "person": _NSTR,
+                        "credential": _NSTR,
+                        "temp_key": _NSTR,
+                        "since": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+        },
+    },
     "CaptureRequest": {
         "type": "object",
         "additionalProperties": False,

@@ -412,3 +412,56 @@ def test_a_dry_run_changes_no_memory(policy):
     memory = Memory()
     decide(policy, Presentation("gate-in", "pin", "91487640"), at(TUESDAY_AFTERNOON), memory)
     assert memory == Memory()
+
+
+# --- car parks and long-term vehicles (issue 11) ------------------------------------
+
+
+def test_a_plate_outside_its_own_validity_is_refused_and_inside_it_opens():
+    # the reference's "long-term vehicle" switched off: the plate has a window of its own
+    doc = document()
+    ken_plate = next(c for c in doc["credentials"] if c["id"] == "c6")
+    ken_plate.update(valid_from="2026-11-17T08:00:00", valid_until="2026-11-17T18:00:00")
+    policy = snapshot(doc)
+    before = present(policy, "garage-in", "license_plate", "BKN42", "2026-11-17T07:59:59")
+    assert before.reason is Reason.CREDENTIAL_OUTSIDE_VALIDITY and before.person == "p-ken"
+    assert present(policy, "garage-in", "license_plate", "BKN42", "2026-11-17T12:00:00").granted
+    assert present(policy, "garage-in", "license_plate", "BKN42", "2026-11-17T18:00:00").granted
+    after = present(policy, "garage-in", "license_plate", "BKN42", "2026-11-17T18:00:01")
+    assert after.reason is Reason.CREDENTIAL_OUTSIDE_VALIDITY
+    # Ken's other credentials are not limited by the plate's window
+    assert present(policy, "gate-in", "pin", "5678", "2026-11-17T19:00:00").granted
+    # a windowed credential is time-limited: refused while the clock is untrusted
+    bad_clock = SiteState(clock_ok=False)
+    assert (
+        present(policy, "garage-in", "license_plate", "BKN42", state=bad_clock).reason
+        is Reason.CLOCK_UNTRUSTED
+    )
+    assert present(policy, "gate-in", "pin", "5678", state=bad_clock).granted
+
+
+def test_a_credential_window_ending_before_it_starts_is_a_policy_issue():
+    from doorkeep import policydoc
+
+    doc = document()
+    doc["credentials"][0].update(
+        valid_from="2026-12-01T00:00:00", valid_until="2026-11-01T00:00:00"
+    )
+    doc["credentials"][1].update(valid_until="next tuesday")
+    issues = {(i.entity, i.field) for i in policydoc.validate_document(doc)}
+    assert ("credentials/c1", "valid_until") in issues
+    assert ("credentials/c2", "valid_until") in issues
+
+
+def test_a_full_car_park_refuses_an_entry_that_would_otherwise_open(policy):
+    full = SiteState(parking_full=frozenset({"garage-in"}))
+    d = present(policy, "garage-in", "license_plate", "7ABC123", state=full)
+    assert not d.granted and d.reason is Reason.PARKING_FULL and d.person == "p-judy"
+    assert d.effects == ()  # no anti-passback position for a car that stayed out
+    # other refusals keep their own reason; other readers are not affected
+    assert (
+        present(policy, "garage-in", "license_plate", "NOPE1", state=full).reason
+        is Reason.UNKNOWN_CREDENTIAL
+    )
+    assert present(policy, "garage-out", "license_plate", "7ABC123", state=full).granted
+    assert present(policy, "gate-in", "pin", "1234", state=full).granted

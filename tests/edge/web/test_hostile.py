@@ -9,13 +9,15 @@ from typing import Any
 
 import pytest
 
-from edge.web.routes import ROUTES, Route
+from edge.web.routes import ROUTES, DeviceAuth, Route
+from tests.edge.readers.garage import garage
 from tests.edge.web.conftest import Api
 from tests.edge.web.test_security import rid, url_of
 
 # 100 KB of nesting: far past Python's recursion limit.
 NESTED = b"[" * 50_000 + b"]" * 50_000
-BODY_ROUTES = [r for r in ROUTES if r.body]
+BODY_ROUTES = [r for r in ROUTES if r.body and not isinstance(r.role, DeviceAuth)]
+DEVICE_BODY_ROUTES = [r for r in ROUTES if r.body and isinstance(r.role, DeviceAuth)]
 
 
 def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
@@ -42,6 +44,24 @@ async def test_deeply_nested_json_is_a_clear_400_at_every_body_endpoint(
         headers={**api.token("admin"), "Content-Type": "application/json"},
     )
     assert_clear_400(resp.status, await resp.json(), code="bad_json", words="nested deeper")
+    no_traceback(caplog)
+
+
+@pytest.mark.parametrize("route", DEVICE_BODY_ROUTES, ids=rid)
+async def test_deeply_nested_json_is_a_clear_400_at_every_device_endpoint(
+    tmp_path: Any, route: Route, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with garage(tmp_path) as g:
+        resp = await g.client.request(
+            route.method,
+            "/api/v1" + route.path.replace("{id}", "garage-lpr"),
+            data=NESTED,
+            headers={
+                "Authorization": f"Bearer {g.tokens['garage-lpr']}",
+                "Content-Type": "application/json",
+            },
+        )
+        assert_clear_400(resp.status, await resp.json(), code="bad_json", words="nested deeper")
     no_traceback(caplog)
 
 

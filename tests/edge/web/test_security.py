@@ -17,8 +17,9 @@ import pytest
 import edge.auth as auth_mod
 from edge.auth import Role
 from edge.service import Site
-from edge.web.routes import ROUTES, Route
+from edge.web.routes import ROUTES, DeviceAuth, Route
 from edge.web.schemas import ENTITY_LISTS, entity_schema
+from tests.edge.readers.garage import Garage, garage
 from tests.edge.web.conftest import PASSWORD, Api, Clock
 from tests.edge.web.sample import sample_policy
 
@@ -61,10 +62,13 @@ BODIES: dict[str, Any] = {
     "CaptureRequest": {"timeout_s": 0.1},
     **{entity_schema(k): {"id": "b9", "name": "Building 9"} for k in ENTITY_LISTS},
     **{entity_schema(k, replace=True): {"id": "b9", "name": "Building 9"} for k in ENTITY_LISTS},
+    "ReaderInput": {"kind": "uhf_card", "value": "E2003412"},
 }
 
-PROTECTED = [r for r in ROUTES if r.role is not None]
+PROTECTED = [r for r in ROUTES if isinstance(r.role, Role)]
 PUBLIC = [r for r in ROUTES if r.role is None]
+#: Routes a device calls with the token bound to it (``doorkeep reader token``), not a role.
+DEVICE = [r for r in ROUTES if isinstance(r.role, DeviceAuth)]
 
 
 def rid(route: Route) -> str:
@@ -81,6 +85,58 @@ async def send(api: Api, route: Route, headers: dict[str, str]) -> Any:
         return resp, None
     body = await resp.json() if resp.content_type == "application/json" else None
     return resp, body
+
+
+def test_every_route_has_a_role_is_public_or_is_a_device_route() -> None:
+    assert len(PROTECTED) + len(PUBLIC) + len(DEVICE) == len(ROUTES)
+    assert [rid(r) for r in DEVICE] == ["POST /readers/{id}/input"]
+
+
+@pytest.fixture
+async def http_readers(tmp_path: Any) -> Any:
+    async with garage(tmp_path) as g:
+        yield g
+
+
+async def send_device(g: Garage, route: Route, reader: str, headers: dict[str, str]) -> Any:
+    url = "/api/v1" + route.path.replace("{id}", reader)
+    resp = await g.client.request(route.method, url, json=BODIES[route.body or ""], headers=headers)
+    return resp, await resp.json()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("route", DEVICE, ids=rid)
+async def test_every_device_route_takes_its_own_token_and_nothing_else(
+    http_readers: Garage, route: Route
+) -> None:
+    g = http_readers
+    resp, body = await send_device(g, route, "garage-lpr", {})
+    assert resp.status == 401 and body["error"]["code"] == "unauthorized"
+    resp, _ = await send_device(g, route, "garage-lpr", bearer("dkr_forged"))
+    assert resp.status == 401
+    for role in Role:  # a user's token, an admin's included, is not a camera
+        token = g.auth.create_token(role, f"t-{role}")
+        resp, body = await send_device(g, route, "garage-lpr", bearer(token))
+        assert resp.status == 403 and body["error"]["code"] == "forbidden", role
+    resp, _ = await send_device(g, route, "garage-lpr", bearer(g.tokens["garage-exit"]))
+    assert resp.status == 403  # a camera's token opens only its own gate
+    resp, body = await send_device(g, route, "garage-lpr", bearer(g.tokens["garage-lpr"]))
+    assert resp.status == 200, body
+
+
+@pytest.mark.parametrize("route", DEVICE, ids=rid)
+async def test_a_session_cookie_is_no_device_token(http_readers: Garage, route: Route) -> None:
+    g = http_readers
+    g.auth.create_user("alice", PASSWORD, "admin")
+    login = await g.client.post(
+        "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}
+    )
+    csrf = (await login.json())["csrf_token"]
+    resp, _ = await send_device(g, route, "garage-lpr", {"X-CSRF-Token": csrf})
+    assert resp.status == 401
 
 
 def test_the_public_endpoints_are_exactly_health_openapi_and_onboarding() -> None:
