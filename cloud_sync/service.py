@@ -51,8 +51,17 @@ from cloud_sync.api.sync import MAX_WAIT_S
 from cloud_sync.keys import CloudKeys
 from cloud_sync.store import CloudStore
 from doorkeep.errors import AuthError, SyncError
-from doorkeep.web import Route, build_openapi, error_middleware, error_responses, mount, route_of
+from doorkeep.web import (
+    Param,
+    Route,
+    build_openapi,
+    error_middleware,
+    error_responses,
+    mount,
+    route_of,
+)
 from doorkeep.web import parse_listen as _parse_listen
+from doorkeep.web.errors import ApiError, ErrorCode
 from doorkeep.web.openapi import ERROR_SCHEMA
 
 if TYPE_CHECKING:
@@ -83,12 +92,28 @@ CloudRoute = Route[CloudRole]
 _SITE_ = "/sites/{site}"
 _KIND, _EID = _SITE_ + "/{kind}", _SITE_ + "/{kind}/{eid}"
 
+_POLL = (
+    Param("version", "integer", "the policy version the site holds"),
+    Param("wait", "number", f"long-poll seconds, 0-{MAX_WAIT_S:g}"),
+    Param("digest", "string", "the digest of the site's policy"),
+    Param("snapshot", "string", "1: send a full snapshot", ("0", "1", "true", "false")),
+    Param("nonce", "string", "echoed into a signed 'nothing new'"),
+)
+_EVENTS = (
+    Param("since", "string", "from this time (ISO 8601, with offset)", fmt="date-time"),
+    Param("until", "string", "up to this time (ISO 8601, with offset)", fmt="date-time"),
+    Param("type", "string", "event type", ("access", "door", "alarm", "emergency", "system")),
+    Param("limit", "integer", "page size, 1-1000 (default 100)"),
+    Param("cursor", "string", "Doorkeep-Next-Cursor of the previous page"),
+)
+_ALL = (Param("all", "string", "1: resolved alarms too", ("0", "1", "true", "false")),)
+
 # fmt: off
 ROUTES: tuple[CloudRoute, ...] = (
     Route("POST", "/enroll", op="enroll_handler", role=None,
           summary="Trade a one-time enrollment code for a site credential"),
     Route("GET", "/sync/bundle", op="bundle_handler", role="site",
-          summary="Long-poll for the next signed policy bundle"),
+          summary="Long-poll for the next signed policy bundle", query=_POLL),
     Route("POST", "/sync/report", op="report_handler", role="site",
           summary="Report the applied policy version, digest and inventory"),
     Route("POST", "/sync/events", op="events_upload_handler", role="site",
@@ -108,9 +133,9 @@ ROUTES: tuple[CloudRoute, ...] = (
     Route("PUT", _SITE_ + "/policy", op="put_policy", role="admin",
           summary="Replace the site's policy document"),
     Route("GET", _SITE_ + "/events", op="site_events", role="admin",
-          summary="The site's uploaded events, newest first"),
+          summary="The site's uploaded events, newest first", query=_EVENTS),
     Route("GET", _SITE_ + "/alarms", op="list_alarms", role="admin",
-          summary="The site's alarms (open ones; ?all=1 for every one)"),
+          summary="The site's alarms (open ones; ?all=1 for every one)", query=_ALL),
     Route("POST", _SITE_ + "/alarms/{aid}/resolve", op="resolve_alarm", role="admin",
           summary="Resolve one alarm"),
     Route("GET", _KIND, op="list_entities", role="admin", summary="List entities of one kind"),
@@ -173,9 +198,27 @@ def _bearer(request: web.Request) -> str:
     return token.strip()
 
 
+def _check_query(request: web.Request, route: Route[Any]) -> None:
+    """An unknown or repeated query parameter is a 400, never silently ignored."""
+    declared = {q.name for q in route.query}
+    for name in request.query:
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise ApiError(
+                400,
+                ErrorCode.BAD_QUERY,
+                f"unknown query parameter {name!r} (known: {known})",
+                name,
+            )
+        if len(request.query.getall(name)) > 1:
+            raise ApiError(400, ErrorCode.BAD_QUERY, f"{name} is given more than once", name)
+
+
 @web.middleware
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = route_of(request)
+    if route is not None:
+        _check_query(request, route)
     if route is None or route.role is None:
         return await handler(request)
     store = request.app[STORE]

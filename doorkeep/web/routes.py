@@ -21,7 +21,7 @@ H = TypeVar("H", bound=Callable[..., Any])
 
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_QUERY_TYPES = frozenset({"string", "integer", "boolean"})
+_QUERY_TYPES = frozenset({"string", "integer", "number", "boolean"})
 
 
 @dataclass(frozen=True, slots=True)

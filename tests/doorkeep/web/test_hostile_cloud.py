@@ -84,3 +84,27 @@ async def test_an_event_cursor_with_a_huge_number_is_a_clear_400(
     assert body["error"]["field"] == "cursor"
     assert "cursor" in body["error"]["message"]
     no_traceback(caplog)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/sites?colour=red",
+        "/sites/s1/events?apartment=A1",  # a filter the cloud does not have is not ignored
+        "/sites/s1/alarms?open=1",
+        "/sites/s1/people?q=x",
+        "/sites/s1/events?limit=5&limit=6",  # given twice
+    ],
+)
+async def test_an_unknown_or_repeated_query_parameter_is_a_400(
+    server: Server,  # noqa: F811
+    http: aiohttp.ClientSession,
+    path: str,
+) -> None:
+    async with http.post(server.url + "/api/v1/sites", json={"id": "s1"}) as made:
+        assert made.status == 201
+    async with http.get(server.url + "/api/v1" + path) as resp:
+        status, body = await answer(resp)
+    assert status == 400, body
+    assert body["error"]["code"] == "bad_query"
+    assert body["error"]["field"] in path
