@@ -10,12 +10,15 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 from doorkeep import policydoc
 from doorkeep.errors import ConfigError
 from doorkeep.web.listen import parse_listen
+
+if TYPE_CHECKING:
+    from edge.config.notify import NotifySection
 
 #: Credential kinds a door may accept (``methods``); ``remote`` is an operator's unlock.
 CREDENTIAL_METHODS: Final[tuple[str, ...]] = (*policydoc.CREDENTIAL_KINDS, "remote", "temp_key")
@@ -280,6 +283,7 @@ class SiteConfig:
     readers: tuple[ReaderSection, ...]
     outputs: tuple[OutputSection, ...]
     inputs: tuple[InputSection, ...] = ()
+    notify: NotifySection | None = None  # [notify]: edge/config/notify.py
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

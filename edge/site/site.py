@@ -36,6 +36,7 @@ from edge.config import SiteConfig, load_site_config
 from edge.core.decide import Decision, Presentation, Reason, SiteState, decide
 from edge.core.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec
 from edge.hardware import Hardware, NullHardware
+from edge.notify import Notifier, TempKeyDelivery
 from edge.site import health
 from edge.site.capture import Captures
 from edge.site.clock import Clock, ClockGuard, SystemClock
@@ -123,6 +124,10 @@ class Site:
             config, hardware, store=store, policy=self.policy, log=self.log, clock=self.clock
         )
         self.captures = Captures(secret, lambda: self.policy.snapshot)
+        # alarms to email/webhook, temp keys to visitors (edge/notify); taps self.log
+        self.notify = Notifier(
+            config, self.log, temp_keys=TempKeyDelivery(config, self.policy, store, secret)
+        )
         self.memory = Memory.from_rows(store.load_memory_rows())
         # the clock guard (edge/core/clock.py): a presentation's simulated ``at`` never
         # reaches it, only readings of the real clocks do
@@ -162,7 +167,8 @@ class Site:
             await site.clock_guard.check()
             watcher = asyncio.create_task(site.clock_guard.watch(), name="clock-guard")
             try:
-                yield site
+                async with site.notify.running():
+                    yield site
             finally:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
+    from edge.notify import Notifier
+
 
 class AuditSink(Protocol):
     """The part of the edge store the web layer writes to directly (login events).
@@ -35,6 +37,7 @@ class SiteFacade(Protocol):
     site_id: str
     version: str
     tz: ZoneInfo
+    notify: Notifier  # edge/notify: alarm notifications, temp keys emailed to visitors
 
     def health(self) -> dict[str, Any]: ...
     async def metrics_text(self) -> bytes: ...

@@ -13,6 +13,7 @@ from typing import Any
 from doorkeep import policydoc
 from doorkeep.web.openapi import ERROR_SCHEMA
 from doorkeep.web.openapi import ref as _ref
+from edge.config.notify import EMAIL_RE
 
 # The site.toml tables the hardware page edits; [site], [web], [mqtt], [cloud] stay as they are.
 HARDWARE_TABLES = ("bus", "board", "door", "reader", "output", "input")
@@ -281,6 +282,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"version": {"type": "integer"}},
     },
     "Entity": {"type": "object", "required": ["id"], "properties": {"id": _ID}},
+    # POST /temp-keys/{id}/send; a temp key's POST /temp-keys body may carry send_to too
+    "TempKeySend": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["to"],
+        "properties": {
+            "to": {"type": "string", "maxLength": 254, "pattern": EMAIL_RE.pattern},
+            "code": {"type": "string", "minLength": 1, "maxLength": 256},
+        },
+    },
+    "TempKeySent": {
+        "type": "object",
+        "required": ["temp_key", "sent_to"],
+        "properties": {"temp_key": _ref("Entity"), "sent_to": _STR},
+    },
+    "NotifyTestResult": {
+        "type": "object",
+        "properties": {
+            "email": _OBJ,
+            "webhook": _OBJ,
+            "email_to": {"type": "array", "items": _STR},
+        },
+    },
     "Entities": _items("Entity"),
     "Hardware": {
         "type": "object",
