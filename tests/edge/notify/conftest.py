@@ -144,7 +144,5 @@ async def site(tmp_path: Path, smtp: Smtp, webhook: Webhook) -> AsyncIterator[Si
 def text_of(message: EmailMessage) -> str:
     """Everything a reader of the email sees, headers and every text part."""
     parts = [str(message["Subject"])]
-    for part in message.walk():
-        if part.get_content_maintype() == "text":
-            parts.append(part.get_content())
+    parts.extend(p.get_content() for p in message.walk() if p.get_content_maintype() == "text")
     return "\n".join(parts)

@@ -5,10 +5,14 @@ mail server that raises one alarm and delivers what it held when it recovers.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 
+import pytest
 import segno
 
+from edge.notify import NotifyError
 from edge.notify.messages import signature
 from edge.notify.transport import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from edge.service import Site
@@ -16,11 +20,12 @@ from edge.service import Site
 from .conftest import PM, SECRETS, VISITOR, Smtp, Webhook, text_of, until
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FORCED = re.compile(r"[+-]\d\d:\d\d  Door forced open")
 
 
 def _qr_of(payload: str) -> bytes:
     """The QR image of ``payload`` drawn independently (segno, same symbol settings)."""
-    import io  # noqa: PLC0415
+    import io
 
     out = io.BytesIO()
     segno.make_qr(payload, error="m").save(out, kind="png", scale=8, border=4)
@@ -84,7 +89,7 @@ async def test_a_mail_server_that_refuses_the_visitor_email_changes_nothing(
     before = site.get_entity("temp_keys", "t-guest")
     try:
         await site.notify.temp_keys.send("t-guest", VISITOR, actor="admin:alice")
-    except Exception as err:  # noqa: BLE001 - the kind is checked below
+    except Exception as err:
         assert type(err).__name__ == "NotifyError"
         assert "554" in str(err)
     else:
@@ -120,15 +125,19 @@ async def test_alarms_reach_email_and_webhook_signed_and_without_any_pin(
 async def test_an_alarm_flood_is_rate_limited_into_one_digest(site: Site, smtp: Smtp) -> None:
     for i in range(20):
         await site.log.raise_alarm("forced_open", source="gate", door="gate", detail={"n": i})
-    # three single messages at once (max_per_minute = 3), the other 17 in one digest
+    # three single messages at once (max_per_minute = 3), the rest in one digest
     await until(lambda: len(smtp.mailbox.to(PM)) >= 4, timeout=10)
+    await asyncio.sleep(0.3)  # nothing else may follow
     mails = smtp.mailbox.to(PM)
     singles = [m for m in mails if "digest" not in str(m["Subject"])]
     digests = [m for m in mails if "digest" in str(m["Subject"])]
     assert len(singles) == 3
     assert len(digests) == 1
-    assert "17 notifications" in str(digests[0]["Subject"])
-    assert text_of(digests[0]).count("Door forced open") >= 17
+    # every forced-open alarm is told once: in a single message or listed in the digest
+    # (on a loaded machine the simulated board may time out too and add its own alarm)
+    listed = len(FORCED.findall(text_of(digests[0])))
+    told = sum("Door forced open" in str(m["Subject"]) for m in singles)
+    assert listed + told == 20
 
 
 async def test_a_board_going_offline_and_back_sends_one_message_each(
@@ -143,3 +152,40 @@ async def test_a_board_going_offline_and_back_sends_one_message_each(
     subjects = [str(m["Subject"]) for m in smtp.mailbox.to(PM)]
     assert sum("Relay board offline" in s for s in subjects) == 1, subjects
     assert sum("Relay board back online" in s for s in subjects) == 1, subjects
+
+
+@pytest.mark.parametrize("failure", ["554 reply", "closed port"])
+async def test_a_broken_mail_server_raises_one_alarm_and_recovery_delivers_what_it_held(
+    site: Site, smtp: Smtp, failure: str
+) -> None:
+    if failure == "554 reply":
+        smtp.mailbox.reply = "554 5.3.0 mail system down"
+    else:
+        smtp.stop()  # nothing listens on the configured port any more
+    for i in range(3):  # within the rate limit: three messages, each held by the outage
+        await site.log.raise_alarm("tamper", source="fire-panel", detail={"n": i})
+    await until(lambda: site.notify.channels["email"].health.failures >= 4, timeout=10)
+    alarms = [a for a in await site.alarms() if a["kind"] == "notify_failed"]
+    assert len(alarms) == 1, alarms  # one per outage, not one per message or retry
+    assert alarms[0]["resolved"] is False and alarms[0]["source"] == "notify-email"
+    health = {c["name"]: c for c in site.health()["components"]}
+    assert health["notify email"]["ok"] is False
+    assert "held" in health["notify email"]["reason"]
+    assert "notify email" in site.health()["degraded"]
+    assert not smtp.mailbox.to(PM)
+
+    if failure == "554 reply":
+        smtp.mailbox.reply = None
+    else:
+        smtp.start()
+    await until(lambda: bool(smtp.mailbox.to(PM)), timeout=10)
+    await until(lambda: site.health()["status"] == "ok", timeout=5)
+    mails = smtp.mailbox.to(PM)
+    assert len(mails) == 1  # what was held arrives as one digest
+    assert "digest: 3 notifications" in str(mails[0]["Subject"])
+    assert text_of(mails[0]).count("source: fire-panel") == 3  # each of the three listed
+    alarms = [a for a in await site.alarms() if a["kind"] == "notify_failed"]
+    assert len(alarms) == 1 and alarms[0]["resolved"] is True
+    events, _ = await site.events(type="system")
+    recovered = [e for e in events if e["action"] == "notify_recovered"]
+    assert len(recovered) == 1 and recovered[0]["detail"]["delivered"] == 3
