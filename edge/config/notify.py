@@ -229,8 +229,6 @@ def _private(where: str, key: str, path: Path, add: Report) -> None:
 
 def _smtp(v: dict[str, Any], data_dir: Path, add: Report) -> SmtpSettings | None:
     where = "[notify.smtp]"
-    if v["host"] is None or v["from"] is None or v["security"] is None:
-        return None
     password_file = None
     if v["username"] is not None:
         password_file = _secret_path(v["password_file"], DEFAULT_PASSWORD_FILE, data_dir)
@@ -242,7 +240,7 @@ def _smtp(v: dict[str, Any], data_dir: Path, add: Report) -> SmtpSettings | None
                 f"(install -m 600 /dev/stdin {password_file})",
             )
         _private(where, "password_file", password_file, add)
-        if v["security"] == "none" and not is_loopback(v["host"]):
+        if v["security"] == "none" and not is_loopback(v["host"] or ""):
             add(
                 where,
                 "security",
@@ -251,6 +249,8 @@ def _smtp(v: dict[str, Any], data_dir: Path, add: Report) -> SmtpSettings | None
             )
     elif v["password_file"] is not None:
         add(where, "password_file", "is set but username is not: add username = ...")
+    if v["host"] is None or v["from"] is None or v["security"] is None:
+        return None
     port = v["port"] or {"tls": 465, "starttls": 587, "none": 25}[v["security"]]
     return SmtpSettings(
         host=v["host"],

@@ -59,6 +59,7 @@ BODIES: dict[str, Any] = {
     "RelayTestRequest": {"ms": 100},
     "CaptureRequest": {"timeout_s": 0.1},
     "Entity": {"id": "b9", "name": "Building 9"},
+    "TempKeySend": {"to": "visitor@example.com"},
 }
 
 PROTECTED = [r for r in ROUTES if r.role is not None]
