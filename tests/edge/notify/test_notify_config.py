@@ -109,3 +109,62 @@ def test_doorkeep_check_lists_notify_problems_and_never_the_password(
     assert code == 1
     assert "chmod 600" in err and "'port'" in err
     assert PASSWORD not in out + err + caplog.text
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # loopback test
+async def test_the_password_file_logs_in_to_a_real_server_and_never_reaches_a_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from edge.notify.transport import NotifyError, send_mail
+    from edge.notify.visitor import new_code
+
+    from .conftest import Mailbox, free_port
+
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(_server, _session, _envelope, mechanism, data):  # type: ignore[no-untyped-def]
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.password == PASSWORD.encode())
+
+    port, mailbox = free_port(), Mailbox()
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        secret = tmp_path / "data" / "keys" / "smtp.password"
+        secret.parent.mkdir(parents=True)
+        secret.write_text(PASSWORD)
+        secret.chmod(0o600)
+        config = load_site_config(
+            write(
+                tmp_path,
+                f'[notify.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+                'username = "dk"\nfrom = "dk@example.org"\ntimeout_s = 2\n',
+            )
+        )
+        assert config.notify is not None and config.notify.smtp is not None
+        from email.message import EmailMessage
+
+        mail = EmailMessage()
+        mail["From"], mail["To"], mail["Subject"] = "dk@example.org", "pm@example.org", "hi"
+        mail.set_content(new_code("qr"))
+        with caplog.at_level(logging.DEBUG):
+            await send_mail(config.notify.smtp, mail)
+            secret.write_text("wrong-password")  # read at each send: a change needs no restart
+            with pytest.raises(NotifyError) as refused:
+                await send_mail(config.notify.smtp, mail)
+    finally:
+        controller.stop()
+    assert logins[0] == (b"dk", PASSWORD.encode())
+    assert len(mailbox.messages) == 1
+    assert "wrong-password" not in str(refused.value) and PASSWORD not in caplog.text
