@@ -184,3 +184,22 @@ async def test_a_broken_mail_server_raises_one_alarm_and_recovery_delivers_what_
     events, _ = await site.events(type="system")
     recovered = [e for e in events if e["action"] == "notify_recovered"]
     assert len(recovered) == 1 and recovered[0]["detail"]["delivered"] == 3
+
+
+async def test_a_failing_webhook_does_not_hold_up_email_and_catches_up_in_one_call(
+    site: Site, smtp: Smtp, webhook: Webhook
+) -> None:
+    webhook.status = 503
+    for i in range(2):
+        await site.log.raise_alarm("held_open", source="gate", door="gate", detail={"n": i})
+    await until(lambda: len(smtp.mailbox.to(PM)) == 2)  # email goes on as usual
+    await until(lambda: site.notify.channels["webhook"].health.failures >= 3, timeout=10)
+    failed = [a for a in await site.alarms() if a["kind"] == "notify_failed"]
+    assert [a["source"] for a in failed] == ["notify-webhook"]
+    calls = len(webhook.received)
+    webhook.status = 200
+    await until(lambda: site.health()["status"] == "ok", timeout=5)
+    last = json.loads(webhook.received[-1][1])
+    assert len(webhook.received) == calls + 1  # one call carries both held notices
+    assert last["digest"] is True and len(last["notices"]) == 2
+    assert len(smtp.mailbox.to(PM)) == 2  # the webhook's outage sent no email about itself
