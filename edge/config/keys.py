@@ -208,7 +208,7 @@ TABLES: Final[dict[str, dict[str, Key]]] = {
 }
 #: Keys a ``[[board]]`` may carry (for the installer UI's forms).
 BOARD_KEYS: Final = tuple(TABLES["board"])
-SINGLE: Final = ("site", "web", "mqtt", "cloud")
+SINGLE: Final = ("site", "web", "mqtt", "cloud", "notify")
 ARRAYS: Final = ("bus", "board", "door", "reader", "output", "input", "parking")
 TYPE_NAMES: Final = {str: "a string", int: "an integer", bool: "true or false", list: "a list"}
 TYPE_NAMES_TABLE: Final = "a table like { key = value }"

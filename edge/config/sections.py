@@ -18,6 +18,7 @@ from doorkeep.errors import ConfigError
 from doorkeep.web.listen import parse_listen
 
 if TYPE_CHECKING:
+    from edge.config.notify import NotifySection
     from edge.config.parking import ParkingSection
 
 #: Credential kinds a door may accept (``methods``); ``remote`` is an operator's unlock.
@@ -284,6 +285,7 @@ class SiteConfig:
     outputs: tuple[OutputSection, ...]
     inputs: tuple[InputSection, ...] = ()
     parking: tuple[ParkingSection, ...] = ()  # edge/config/parking.py
+    notify: NotifySection | None = None  # [notify]: edge/config/notify.py
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

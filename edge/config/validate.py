@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from edge.config.keys import ARRAYS, REQUIRED, SINGLE, TABLES, TYPE_NAMES, TYPE_NAMES_TABLE
+from edge.config.keys import (
+    ARRAYS,
+    REQUIRED,
+    SINGLE,
+    TABLES,
+    TYPE_NAMES,
+    TYPE_NAMES_TABLE,
+    Key,
+)
+from edge.config.notify import NotifySection, check_notify
 from edge.config.parking import build_parking, check_parking
 from edge.config.sections import (
     CREDENTIAL_METHODS,
@@ -115,9 +124,11 @@ class _Validator:
 
     # -- step 1: each table against its key table -----------------------------------------
 
-    def table(self, name: str, where: str, raw: Any) -> dict[str, Any]:
+    def table(
+        self, name: str, where: str, raw: Any, spec: Mapping[str, Key] | None = None
+    ) -> dict[str, Any]:
         """Known keys with defaults filled in; a bad value is reported and becomes None."""
-        spec = TABLES[name]
+        spec = TABLES[name] if spec is None else spec
         if not isinstance(raw, dict):
             self.add(where, None, f"must be a table, got {raw!r}")
             return dict.fromkeys(spec)
@@ -195,6 +206,14 @@ class _Validator:
         outputs = self.array("output")
         inputs = self.array("input")
         parking = self.array("parking")
+        notify = None
+        if "notify" in self.raw:
+            notify = check_notify(
+                self.raw["notify"],
+                self.data_dir(site),
+                lambda spec, where, raw: self.table("notify", where, raw, spec),
+                self.add,
+            )
 
         if site["timezone"] is not None:
             try:
@@ -224,6 +243,7 @@ class _Validator:
         if self.problems:
             raise SiteConfigError(self.path, self.problems)
         config = self.build(
+            notify=notify,
             site=site,
             web=web,
             mqtt=mqtt,
@@ -468,9 +488,14 @@ class _Validator:
 
     # -- step 3: build ---------------------------------------------------------------------
 
+    def data_dir(self, site: dict[str, Any]) -> Path:
+        data_dir = Path(site["data_dir"] or "data")
+        return data_dir if data_dir.is_absolute() else self.path.parent / data_dir
+
     def build(
         self,
         *,
+        notify: NotifySection | None,
         site: dict[str, Any],
         web: dict[str, Any],
         mqtt: dict[str, Any] | None,
@@ -482,9 +507,7 @@ class _Validator:
         outputs: list[tuple[str, dict[str, Any]]],
         inputs: list[tuple[str, dict[str, Any]]],
     ) -> SiteConfig:
-        data_dir = Path(site["data_dir"])
-        if not data_dir.is_absolute():
-            data_dir = self.path.parent / data_dir
+        data_dir = self.data_dir(site)
         return SiteConfig(
             path=self.path,
             site=SiteSection(
@@ -512,6 +535,7 @@ class _Validator:
             ),
             outputs=tuple(OutputSection(**o) for _, o in outputs),
             inputs=tuple(InputSection(**i) for _, i in inputs),
+            notify=notify,
             raw=self.raw,
         )
 

@@ -164,6 +164,21 @@ def _clock(site: Site) -> list[Component]:
     return [Component("clock", bool(status["ok"]), reason)]
 
 
+def _notify(site: Site) -> list[Component]:
+    rows = []
+    for channel in site.notify.status():
+        reason = (
+            ""
+            if channel["ok"]
+            else (
+                f"notifications by {channel['name']} failing: {channel['error']}; "
+                f"{channel['held']} held, sent as one digest when it recovers"
+            )
+        )
+        rows.append(Component(f"notify {channel['name']}", bool(channel["ok"]), reason))
+    return rows
+
+
 def _board_readings(site: Site) -> list[BoardReading]:
     stats = {bus_id: bus.stats() for bus_id, bus in site.hw.buses.items()}
     rows = []
@@ -186,4 +201,5 @@ COMPONENTS: tuple[Callable[[Site], list[Component]], ...] = (
     _mqtt,
     _cloud,
     _clock,
+    _notify,
 )

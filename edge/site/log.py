@@ -35,11 +35,17 @@ class EventLog:
         self.clock = clock
         self._on_recorded = on_recorded  # wakes the cloud uploader
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        #: Called with every published message, synchronously; must not block or raise
+        #: (the notifier, edge/notify, puts what concerns it on its own bounded queue).
+        self.taps: list[Callable[[str, Mapping[str, Any]], None]] = []
 
     # --- live feed ---------------------------------------------------------------------
 
     def publish(self, topic: str, data: Mapping[str, Any]) -> None:
-        message = {"topic": topic, "data": dict(data)}
+        payload = dict(data)
+        message = {"topic": topic, "data": payload}
+        for tap in self.taps:
+            tap(topic, payload)
         for queue in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):  # a slow reader misses messages
                 queue.put_nowait(message)

@@ -37,6 +37,7 @@ from edge.core.decide import Decision, Presentation, Reason, SiteState, decide
 from edge.core.model import DoorSpec, Memory, PolicySnapshot, ReaderSpec
 from edge.hardware import Hardware
 from edge.hwnull import NullHardware
+from edge.notify import Notifier, TempKeyDelivery
 from edge.readers import Readers
 from edge.site import health
 from edge.site.capture import Captures
@@ -127,6 +128,10 @@ class Site:
             config, hardware, store=store, policy=self.policy, log=self.log, clock=self.clock
         )
         self.captures = Captures(secret, lambda: self.policy.snapshot)
+        # alarms to email/webhook, temp keys to visitors (edge/notify); taps self.log
+        self.notify = Notifier(
+            config, self.log, temp_keys=TempKeyDelivery(config, self.policy, store, secret)
+        )
         self.logbook = LogBook(store, self.policy, config, tz=config.tz, clock=self.clock)
         memory_rows = store.load_memory_rows()
         self.memory = Memory.from_rows(memory_rows)
@@ -178,7 +183,8 @@ class Site:
                 site.readers.attach_configured(config)
                 readers = asyncio.create_task(site.readers.run(), name="readers")
             try:
-                yield site
+                async with site.notify.running():
+                    yield site
             finally:
                 for task in (watcher, readers):
                     if task is not None:

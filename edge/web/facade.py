@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
+    from edge.notify import Notifier
     from edge.readers import Readers
     from edge.site.logbook import LogBook
     from edge.site.parking import Parking
@@ -42,6 +43,7 @@ class SiteFacade(Protocol):
     readers: Readers  # edge/readers: physical readers' status, reads and feedback
     logbook: LogBook  # the logs as people read them: filters, names, exports, verify
     parking: Parking  # edge/site/parking.py: car parks counted by their readers' grants
+    notify: Notifier  # edge/notify: alarm notifications, temp keys emailed to visitors
 
     def health(self) -> dict[str, Any]: ...
     async def metrics_text(self) -> bytes: ...

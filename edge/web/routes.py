@@ -221,6 +221,13 @@ _CORE: tuple[Route, ...] = (
           body="ReaderInput", response="PresentationResult"),
     Route("GET", "/parking", op="list_parking", role=VIEWER, tag="hardware",
           summary="Car parks: capacity, occupancy, the vehicles inside", response="ParkingLots"),
+    # notifications: edge/notify, docs/notifications.md
+    Route("POST", "/notify/test", op="notify_test", role=INSTALLER, tag="system",
+          summary="Send a test notification to every configured channel",
+          response="NotifyTestResult", body_required=False),
+    Route("POST", "/temp-keys/{id}/send", op="send_temp_key", role=ADMIN, tag="entities",
+          summary="Issue a new code for a temp key and email it to the visitor",
+          body="TempKeySend", response="TempKeySent"),
     Route("POST", "/readers/{id}/capture", op="capture_card", role=INSTALLER, tag="hardware",
           summary="Wait for the next unknown card at a reader (enrolment)",
           body="CaptureRequest", response="Object", body_required=False),

@@ -14,6 +14,7 @@ from doorkeep import policydoc
 from doorkeep.web.openapi import ERROR_SCHEMA
 from doorkeep.web.openapi import ref as _ref
 from edge.config.keys import CHECK_SCHEMAS, REQUIRED, TABLES
+from edge.config.notify import EMAIL_RE
 
 # The site.toml tables the hardware page edits; [site], [web], [mqtt], [cloud] stay as they are.
 HARDWARE_TABLES = ("bus", "board", "door", "reader", "output", "input")
@@ -79,10 +80,18 @@ def _entity_schemas(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
     for kind in ENTITY_LISTS:
         item = copy.deepcopy(policy["properties"][kind]["items"])
+        if kind == "temp_keys":  # POST may also send the new key to its visitor
+            item["properties"]["send_to"] = {
+                "type": "string",
+                "maxLength": 254,
+                "pattern": EMAIL_RE.pattern,
+                "description": "email the visitor the key (docs/notifications.md)",
+            }
         out[entity_schema(kind)] = item
         out[entity_schema(kind, replace=True)] = {
             **item,
             "required": [r for r in item.get("required", []) if r != "id"],
+            "properties": {k: v for k, v in item["properties"].items() if k != "send_to"},
         }
     return out
 
@@ -404,6 +413,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"version": {"type": "integer"}},
     },
     "Entity": {"type": "object", "required": ["id"], "properties": {"id": _ref("Policy_id")}},
+    # POST /temp-keys/{id}/send; a temp key's POST /temp-keys body may carry send_to too
+    "TempKeySend": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["to"],
+        "properties": {
+            "to": {"type": "string", "maxLength": 254, "pattern": EMAIL_RE.pattern},
+            "code": {"type": "string", "minLength": 1, "maxLength": 256},
+        },
+    },
+    "TempKeySent": {
+        "type": "object",
+        "required": ["temp_key", "sent_to"],
+        "properties": {"temp_key": _ref("Entity"), "sent_to": _STR},
+    },
+    "NotifyTestResult": {
+        "type": "object",
+        "properties": {
+            "email": _OBJ,
+            "webhook": _OBJ,
+            "email_to": {"type": "array", "items": _STR},
+        },
+    },
     "Entities": _items("Entity"),
     "Readers": _items("ReaderStatus"),
     "ReaderStatus": {

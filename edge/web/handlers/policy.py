@@ -29,6 +29,26 @@ async def reset_apartment(call: Call) -> Any:
     return await call.site.reset_apartment(call.path["id"], actor=call.actor)
 
 
+def _delivery(call: Call) -> Any:
+    if call.site.notify.temp_keys is None:
+        raise Conflict("temp-key delivery is not available on this site")
+    return call.site.notify.temp_keys
+
+
+@HANDLERS
+async def send_temp_key(call: Call) -> Any:
+    """Issue a new code for a temp key (the old one stops working) and email it."""
+    body = call.body
+    return await _delivery(call).send(
+        call.path["id"], body["to"], actor=call.actor, code=body.get("code")
+    )
+
+
+@HANDLERS
+async def notify_test(call: Call) -> Any:
+    return await call.site.notify.send_test(actor=call.actor, store=call.site.store)
+
+
 def _entity_handlers(kind: str) -> dict[str, Handler]:
     async def list_(call: Call) -> Any:
         return {"items": call.site.list_entities(kind)}
@@ -38,6 +58,10 @@ def _entity_handlers(kind: str) -> dict[str, Handler]:
 
     async def create(call: Call) -> Any:
         key = call.body["id"]
+        if kind == "temp_keys" and "send_to" in call.body:  # made, emailed, then stored
+            deliver = _delivery(call)
+            sent = await deliver.send(key, call.body["send_to"], actor=call.actor, create=call.body)
+            return sent["temp_key"]
         try:
             call.site.get_entity(kind, key)
         except NotFound:
