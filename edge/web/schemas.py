@@ -87,11 +87,20 @@ def _entity_schemas(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "pattern": EMAIL_RE.pattern,
                 "description": "email the visitor the key (docs/notifications.md)",
             }
+            # ... and then the code may be left out: one is generated and sent
+            item["oneOf"] = [
+                *item["oneOf"],
+                {
+                    "required": ["send_to"],
+                    "not": {"anyOf": [{"required": ["code"]}, {"required": ["code_hmac"]}]},
+                },
+            ]
         out[entity_schema(kind)] = item
         out[entity_schema(kind, replace=True)] = {
             **item,
             "required": [r for r in item.get("required", []) if r != "id"],
             "properties": {k: v for k, v in item["properties"].items() if k != "send_to"},
+            **({"oneOf": item["oneOf"][:2]} if kind == "temp_keys" else {}),
         }
     return out
 
