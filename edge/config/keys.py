@@ -14,6 +14,7 @@ from doorkeep.web.hosts import check_host_name
 from doorkeep.web.listen import parse_listen
 from edge.config.sections import (
     BAUDRATES,
+    BUS_PROTOCOLS,
     DIRECTIONS,
     DOOR_KINDS,
     FAIL_MODES,
@@ -136,6 +137,7 @@ TABLES: Final[dict[str, dict[str, Key]]] = {
         "stopbits": Key(INT, 1, _one_of((1, 2))),
         "timeout_ms": Key(INT, 200, _between(10, 10_000)),
         "retries": Key(INT, 2, _between(0, 10)),
+        "protocol": Key(STR, "modbus", _one_of(BUS_PROTOCOLS)),
     },
     "board": {
         "id": Key(STR, check=_id_check),
@@ -169,6 +171,9 @@ TABLES: Final[dict[str, dict[str, Key]]] = {
         "type": Key(STR, check=_one_of(READER_TYPES)),
         "direction": Key(STR, "in", _one_of(DIRECTIONS)),
         "options": Key(TABLE, None),
+        "bus": Key(STR, None),
+        "address": Key(INT, None, _between(0, 126)),
+        "secure": Key(BOOL, default=True),
     },
     "output": {
         "id": Key(STR, check=_id_check),

@@ -17,6 +17,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edge.config.keys import ARRAYS, REQUIRED, SINGLE, TABLES, TYPE_NAMES, TYPE_NAMES_TABLE
+from edge.config.osdp import check_osdp
 from edge.config.sections import (
     CREDENTIAL_METHODS,
     READER_TYPES,
@@ -217,6 +218,7 @@ class _Validator:
         self.check_outputs(outputs, board_ids, door_kinds, relay_users)
         self.check_inputs(inputs, board_ids, input_users)
         self.check_anti_passback(doors, readers)
+        check_osdp(self.add, buses, boards, readers)
         if self.problems:
             raise SiteConfigError(self.path, self.problems)
         return self.build(
