@@ -338,6 +338,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     # The UI builds its credential-kind pickers from this (policydoc is the one list).
     "CredentialKind": {"type": "string", "enum": list(policydoc.CREDENTIAL_KINDS)},
+    "ProvisionRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"seconds": {"type": "integer", "minimum": 10, "maximum": 300}},
+    },
+    "ProvisionWindow": {
+        "type": "object",
+        "required": ["reader", "window_s", "until"],
+        "properties": {
+            "reader": _STR,
+            "window_s": {"type": "number"},
+            "until": {"type": "string", "format": "date-time"},
+        },
+    },
     "CaptureRequest": {
         "type": "object",
         "additionalProperties": False,
