@@ -18,8 +18,12 @@ Rows = list[tuple[str, dict[str, Any]]]
 Add = Callable[[str, str | None, str], None]
 
 
-def check_osdp(add: Add, buses: Rows, boards: Rows, readers: Rows) -> None:
-    """Report every OSDP wiring problem through ``add(where, key, message)``."""
+def check_osdp(
+    add: Add, buses: Rows, boards: Rows, readers: Rows, *, reported: Callable[[str, str], bool]
+) -> None:
+    """Report every OSDP wiring problem through ``add(where, key, message)``;
+    ``reported(where, key)``: that key already has a problem (a bad value is not also
+    "missing")."""
     protocol = {b["id"]: b["protocol"] for _, b in buses if b["id"]}
     osdp_buses = sorted(i for i, p in protocol.items() if p == "osdp")
     for where, b in buses:
@@ -46,7 +50,9 @@ def check_osdp(add: Add, buses: Rows, boards: Rows, readers: Rows) -> None:
             if r["address"] is not None:
                 add(where, "address", 'only type = "osdp" readers have an OSDP address')
             continue
-        _check_reader(add, where, r, protocol=protocol, osdp_buses=osdp_buses, used=used)
+        # an address that is wrong already is not also missing, nor a used slot
+        row = {**r, "address": -1} if reported(where, "address") else r
+        _check_reader(add, where, row, protocol=protocol, osdp_buses=osdp_buses, used=used)
 
 
 def _check_reader(
@@ -72,7 +78,7 @@ def _check_reader(
         add(where, "bus", f'{bus!r} is not an OSDP bus (protocol = "osdp"); {choices}')
     if r["address"] is None:
         add(where, "address", "is missing; set the reader's OSDP address (0..126)")
-    elif bus is not None:
+    elif bus is not None and r["address"] >= 0:
         slot = (bus, r["address"])
         if slot in used:
             add(where, "address", f"{r['address']} on bus {bus!r} is already used by {used[slot]}")

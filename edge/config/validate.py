@@ -218,7 +218,9 @@ class _Validator:
         self.check_outputs(outputs, board_ids, door_kinds, relay_users)
         self.check_inputs(inputs, board_ids, input_users)
         self.check_anti_passback(doors, readers)
-        check_osdp(self.add, buses, boards, readers)
+        check_osdp(
+            self.add, buses, boards, readers, reported=lambda w, k: f"'{k}'" in self.problem_keys(w)
+        )
         if self.problems:
             raise SiteConfigError(self.path, self.problems)
         return self.build(

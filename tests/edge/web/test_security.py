@@ -58,6 +58,7 @@ BODIES: dict[str, Any] = {
     "HardwareConfig": {},
     "RelayTestRequest": {"ms": 100},
     "CaptureRequest": {"timeout_s": 0.1},
+    "ProvisionRequest": {"seconds": 10},
     "Entity": {"id": "b9", "name": "Building 9"},
 }
 
