@@ -90,5 +90,5 @@ async def test_only_an_osdp_reader_is_provisioned(tmp_path: Path) -> None:
     async with open_site(tmp_path, sample.SITE_TOML, sample.POLICY) as site:
         with pytest.raises(Conflict, match="only OSDP readers"):
             await site.readers.provision("gate-in", 30)
-        with pytest.raises(NotFound, match="not in site.toml"):
+        with pytest.raises(NotFound, match="not in site"):
             await site.readers.provision("nope", 30)
