@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from edge.config import write_site_toml
-from tests.e2e.conftest import DOORKEEP, Daemon
+from tests.e2e.conftest import DOORKEEP, Daemon, login
 from tests.edge.readers.osdp_pd import Reader, pty_pair
 
 CARD = 0x209CBF  # the sample policy's staff card, lobby among its doors
@@ -103,3 +104,25 @@ def test_provision_over_the_cli_then_a_card_opens_the_door(
     assert "reader.provision" in audit and "reader:lobby-osdp" in audit
     daemon.log.seek(0)
     assert key not in daemon.log.read()
+
+
+def test_the_hardware_page_shows_the_reader_and_provisions_it(
+    page: Page, osdp_site: tuple[Daemon, Reader]
+) -> None:
+    daemon, reader = osdp_site
+    wait(lambda: reader_row(daemon)["detail"].get("reason"))
+    login(page, daemon)
+    page.get_by_role("link", name="Hardware").click()
+    row = page.locator("#readers tr", has_text="lobby-osdp")
+    expect(row).to_contain_text("not secure")
+    expect(row).to_contain_text("refuses Secure Channel")
+    row.get_by_role("button", name="Provision").click()
+    expect(page.locator("#toast")).to_contain_text("provisioning window open")
+    wait(lambda: reader_row(daemon)["secure"])
+    page.reload()
+    row = page.locator("#readers tr", has_text="lobby-osdp")
+    expect(row).to_contain_text("Secure Channel")
+    expect(row).to_contain_text("online")
+    page.screenshot(path=str(daemon.root / "readers.png"), full_page=True)
+    assert page.js_errors == []  # type: ignore[attr-defined]
+    assert reader.key is not None
