@@ -252,3 +252,21 @@ async def test_tamper_and_offline_are_alarmed_once(
     offline = await alarms(site, "reader_offline")
     assert len(offline) == 1
     assert state(site)["last_seen"] is not None
+
+
+async def test_secure_false_talks_clear_text_knowingly(
+    tmp_path: Path, line: tuple[str, str], readers: list[Reader]
+) -> None:
+    toml = site_toml(line[0], secure=False)
+    async with open_site(tmp_path / "clear", toml, sample.POLICY) as site:
+        pd = Reader(line[1])
+        readers.append(pd)
+        await until(lambda: state(site)["online"] is True, timeout=10)
+        assert state(site)["secure"] is False and not pd.secure()
+        assert not bad_reader(site)  # not secure is what site.toml asked for
+        assert not (site.config.site.data_dir / "keys" / "osdp").exists()  # no key made
+        pd.keys(b"4711#")
+        await _wait_events(site, 1)
+        assert (await access(site))[0]["result"] == "success"
+        await until(lambda: bool(pd.seen(osdp.Command.LED)))
+        assert await alarms(site, "reader_insecure") == []
