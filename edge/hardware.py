@@ -97,7 +97,7 @@ class Hardware:
     async def open(cls, config: SiteConfig, *, start: bool = True) -> AsyncIterator[Hardware]:
         hw = cls(config)
         async with contextlib.AsyncExitStack() as stack:
-            for bus_cfg in config.buses:
+            for bus_cfg in (b for b in config.buses if b.protocol == "modbus"):  # OSDP: readers
                 port = bus_cfg.port
                 if bus_cfg.simulated:
                     boards = {
@@ -441,7 +441,7 @@ class Hardware:
 
     def describe(self) -> dict[str, Any]:
         buses = []
-        for bus_cfg in self.config.buses:
+        for bus_cfg in (b for b in self.config.buses if b.id in self.buses):
             bus = self.buses[bus_cfg.id]
             buses.append(
                 {

@@ -29,6 +29,7 @@ from edge.cli.policy import (
     cmd_policy_export,
     cmd_policy_validate,
 )
+from edge.cli.readers import cmd_reader_provision
 from edge.cli.site import cmd_check, cmd_demo, cmd_init, cmd_run
 from edge.cli.status import cmd_status
 from edge.cli.tokens import cmd_reader_token, cmd_token_create
@@ -187,6 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reader", help="the reader id in site.toml")
     p.add_argument("--revoke", action="store_true", help="remove the reader's token instead")
     p.add_argument("--actor", default="cli", help="who to name in the audit log")
+    p = command(
+        "provision",
+        cmd_reader_provision,
+        "let an OSDP reader in install mode receive its own Secure Channel key",
+        parent=rsub,
+    )
+    p.add_argument("reader", help='the reader id in site.toml (type = "osdp")')
+    p.add_argument(
+        "--seconds",
+        type=int,
+        default=60,
+        help="how long the window stays open (10-300, default 60)",
+    )
 
     passphrase = (
         "--passphrase-file",

@@ -15,6 +15,7 @@ from doorkeep.web.listen import parse_listen
 from edge.config.parking import WHEN_FULL
 from edge.config.sections import (
     BAUDRATES,
+    BUS_PROTOCOLS,
     DIRECTIONS,
     DOOR_KINDS,
     FAIL_MODES,
@@ -147,6 +148,7 @@ TABLES: Final[dict[str, dict[str, Key]]] = {
         "stopbits": Key(INT, 1, _one_of((1, 2))),
         "timeout_ms": Key(INT, 200, _between(10, 10_000)),
         "retries": Key(INT, 2, _between(0, 10)),
+        "protocol": Key(STR, "modbus", _one_of(BUS_PROTOCOLS)),
     },
     "board": {
         "id": Key(STR, check=_id_check),
@@ -180,6 +182,9 @@ TABLES: Final[dict[str, dict[str, Key]]] = {
         "type": Key(STR, check=_one_of(READER_TYPES)),
         "direction": Key(STR, "in", _one_of(DIRECTIONS)),
         "options": Key(TABLE, None),
+        "bus": Key(STR, None),
+        "address": Key(INT, None, _between(0, 126)),
+        "secure": Key(BOOL, default=True),
     },
     "output": {
         "id": Key(STR, check=_id_check),

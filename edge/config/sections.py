@@ -35,6 +35,8 @@ INPUT_ACTIVE: Final = ("closed", "open")
 BAUDRATES: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 PARITIES: Final = ("N", "E", "O")
 SIM_PORT: Final = "sim"
+#: What a ``[[bus]]`` speaks: Modbus RTU boards, or OSDP readers (edge/config/osdp.py).
+BUS_PROTOCOLS: Final = ("modbus", "osdp")
 
 #: The board catalogue as the loader accepts it: type names; name -> relay count; or
 #: name -> an entry with ``relays``, ``inputs``, ``transport`` and ``configurable``
@@ -156,6 +158,7 @@ class BusSection:
     stopbits: int = 1
     timeout_ms: int = 200
     retries: int = 2
+    protocol: str = "modbus"
 
     def __post_init__(self) -> None:
         _check_id("bus id", self.id)
@@ -218,6 +221,9 @@ class ReaderSection:
     direction: str = "in"
     name: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    bus: str | None = None  # an osdp reader's [[bus]]
+    address: int | None = None  # an osdp reader's PD address, 0..126
+    secure: bool = True  # an osdp reader needs Secure Channel (never clear text)
 
     def __post_init__(self) -> None:
         _check_id("reader id", self.id)

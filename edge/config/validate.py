@@ -27,6 +27,7 @@ from edge.config.keys import (
     Key,
 )
 from edge.config.notify import NotifySection, check_notify
+from edge.config.osdp import check_osdp
 from edge.config.parking import build_parking, check_parking
 from edge.config.sections import (
     CREDENTIAL_METHODS,
@@ -240,6 +241,9 @@ class _Validator:
         self.check_inputs(inputs, board_ids, input_users)
         self.check_anti_passback(doors, readers)
         check_parking(self.add, parking, {v["id"] for _, v in readers if v["id"]})
+        check_osdp(
+            self.add, buses, boards, readers, reported=lambda w, k: f"'{k}'" in self.problem_keys(w)
+        )
         if self.problems:
             raise SiteConfigError(self.path, self.problems)
         config = self.build(

@@ -24,6 +24,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from doorkeep.errors import Conflict, NotFound
+
 if TYPE_CHECKING:
     from edge.config import ReaderSection, SiteConfig
 
@@ -107,6 +109,7 @@ class Readers:
         self._present = present
         self._raise_alarm = raise_alarm
         self._now = now
+        self.now = now  # the site's clock, for drivers (a provisioning window's end)
         self._states = {r.id: ReaderState(r.id, r.type, r.door) for r in readers}
         self._drivers: dict[str, ReaderDriver] = {}
         self._all: list[ReaderDriver] = []
@@ -159,6 +162,21 @@ class Readers:
             except Exception:  # feedback is a courtesy: the door already did what it did
                 log.exception("reader %s: feedback failed", reader_id)
         return answer
+
+    # --- installer actions ---------------------------------------------------------------
+    async def provision(self, reader_id: str, seconds: float) -> dict[str, Any]:
+        """Open the provisioning window of an OSDP reader (edge/readers/osdp_bus.py)."""
+        state = self._states.get(reader_id)
+        if state is None:
+            raise NotFound(f"reader {reader_id!r} is not in site.toml")
+        opener = getattr(self._drivers.get(reader_id), "provision", None)
+        if opener is None:
+            raise Conflict(
+                f"reader {reader_id!r} is a {state.type!r} reader: only OSDP readers are "
+                "provisioned (and only while the daemon runs their bus)"
+            )
+        result: dict[str, Any] = await opener(self, reader_id, seconds)
+        return result
 
     # --- status and alarms ---------------------------------------------------------------
     def state(self, reader_id: str) -> ReaderState:

@@ -134,7 +134,7 @@ def _readers(site: Site) -> list[Component]:
         elif state.online is False:
             why = state.detail.get("reason") or "not answering"
             rows.append(Component(f"reader {r.id}", False, f"offline: {why}"))
-        elif state.secure is False and r.options.get("secure", True):
+        elif state.secure is False and r.secure:
             rows.append(Component(f"reader {r.id}", False, "Secure Channel is not active"))
         else:
             rows.append(Component(f"reader {r.id}", True, ""))

@@ -2,6 +2,7 @@
 import { act, api, field, put, badge, can, errorText, fmt, h, live, s, state, table, toast, when } from "./lib.js";
 import { entityPage, ENTITY_PAGES } from "./entities.js";
 import { parkingPanel } from "./parking.js";
+import { readersPanel } from "./readers.js";
 
 // -- onboarding and login -------------------------------------------------------------------
 
@@ -283,6 +284,7 @@ async function hardwarePage(root) {
   put(root, h("h1", {}, "Hardware"),
     h("h2", {}, "Buses"), h("div", { class: "grid wide" }, buses.length ? buses : h("p", { class: "muted" }, "No RS485 bus configured.")),
     h("h2", {}, "Boards"), h("div", { class: "grid wide" }, boards.length ? boards : h("p", { class: "muted" }, "No relay board configured.")),
+    await readersPanel(),
     h("section", { class: "panel", id: "site-inputs" }, h("h2", {}, "Inputs"),
       h("p", { class: "muted small" }, "Fire panel, lockdown switch, tamper and alarm contacts ([[input]] in site.toml)."),
       table([{ label: "Input", key: "id" }, { label: "Terminal", key: "input" }, { label: "Function", key: "function" },

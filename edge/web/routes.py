@@ -231,6 +231,9 @@ _CORE: tuple[Route, ...] = (
     Route("POST", "/readers/{id}/capture", op="capture_card", role=INSTALLER, tag="hardware",
           summary="Wait for the next unknown card at a reader (enrolment)",
           body="CaptureRequest", response="Object", body_required=False),
+    Route("POST", "/readers/{id}/provision", op="provision_reader", role=INSTALLER, tag="hardware",
+          summary="Open an OSDP reader's provisioning window (it gets its Secure Channel key)",
+          body="ProvisionRequest", response="ProvisionWindow", status=202, body_required=False),
 )
 
 

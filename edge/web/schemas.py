@@ -538,6 +538,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "ProvisionRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"seconds": {"type": "integer", "minimum": 10, "maximum": 300}},
+    },
+    "ProvisionWindow": {
+        "type": "object",
+        "required": ["reader", "window_s", "until"],
+        "properties": {
+            "reader": _STR,
+            "window_s": {"type": "number"},
+            "until": {"type": "string", "format": "date-time"},
+        },
+    },
     "CaptureRequest": {
         "type": "object",
         "additionalProperties": False,

@@ -7,6 +7,9 @@ from typing import Any
 from edge.web.context import HANDLERS, Call, audit
 from edge.web.schemas import HARDWARE_TABLES
 
+#: How long an OSDP reader's provisioning window stays open unless the request says.
+PROVISION_WINDOW_S = 60
+
 
 def _site_toml(call: Call) -> dict[str, Any]:
     return dict(getattr(call.site.config, "raw", None) or {})
@@ -50,3 +53,14 @@ async def capture_card(call: Call) -> Any:
 @HANDLERS
 async def list_readers(call: Call) -> Any:
     return {"items": call.site.readers.status()}
+
+
+@HANDLERS
+async def provision_reader(call: Call) -> Any:
+    # An installer's explicit act: for a short window the reader may use the default key
+    # (SCBK-D) to receive its own; the opened window is in the operation log.
+    reader = call.path["id"]
+    seconds = (call.body or {}).get("seconds", PROVISION_WINDOW_S)
+    window = await call.site.readers.provision(reader, seconds)
+    await audit(call, "reader.provision", f"reader:{reader}", {"window_s": seconds, **window})
+    return window

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from doorkeep.errors import Conflict, NotFound
 from edge.readers import Feedback, Readers
 from tests.edge.sites import open_site
 from tests.edge.web import sample
@@ -81,3 +84,11 @@ async def test_a_driver_runs_with_the_site(tmp_path: Path) -> None:
         await asyncio.wait_for(driver.ran.wait(), 2)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_only_an_osdp_reader_is_provisioned(tmp_path: Path) -> None:
+    async with open_site(tmp_path, sample.SITE_TOML, sample.POLICY) as site:
+        with pytest.raises(Conflict, match="only OSDP readers"):
+            await site.readers.provision("gate-in", 30)
+        with pytest.raises(NotFound, match="not in site"):
+            await site.readers.provision("nope", 30)

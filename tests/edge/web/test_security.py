@@ -64,6 +64,7 @@ BODIES: dict[str, Any] = {
     **{entity_schema(k, replace=True): {"id": "b9", "name": "Building 9"} for k in ENTITY_LISTS},
     "ReaderInput": {"kind": "uhf_card", "value": "E2003412"},
     "TempKeySend": {"to": "visitor@example.com"},
+    "ProvisionRequest": {"seconds": 10},
 }
 
 PROTECTED = [r for r in ROUTES if isinstance(r.role, Role)]
