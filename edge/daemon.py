@@ -38,7 +38,7 @@ WATCHDOG_S = 10.0
 #: long means its owner is stuck.
 BUS_STALL_S = 20.0
 # Reader types site.toml accepts whose hardware drivers are not written yet.
-UNDRIVEN_READER_TYPES = frozenset({"osdp", "serial"})
+UNDRIVEN_READER_TYPES = frozenset({"osdp"})
 
 
 class ListenError(ConfigError):
