@@ -83,7 +83,7 @@ class Hardware:
         self._input_failures: dict[str, bool] = {}
         self._failing_relays: set[str] = set()  # "board:channel" whose last command failed
         self._on_input: InputSink | None = None
-        self._site_inputs: dict[str, InputDebounce] = {i.id: InputDebounce() for i in config.inputs}
+        self._site_inputs = {i.id: InputDebounce.of(i) for i in config.inputs}
 
     @staticmethod
     def board_types() -> Mapping[str, Any]:

@@ -20,6 +20,7 @@ from edge.config.sections import (
     ID_RE,
     INPUT_ACTIVE,
     INPUT_FUNCTIONS,
+    INPUT_MODES,
     OUTPUT_FUNCTIONS,
     PARITIES,
     READER_TYPES,
@@ -185,6 +186,7 @@ TABLES: Final[dict[str, dict[str, Key]]] = {
         "input": Key(STR),
         "function": Key(STR, check=_one_of(INPUT_FUNCTIONS)),
         "active": Key(STR, "closed", _one_of(INPUT_ACTIVE)),
+        "mode": Key(STR, "momentary", _one_of(INPUT_MODES)),
     },
 }
 #: Keys a ``[[board]]`` may carry (for the installer UI's forms).
