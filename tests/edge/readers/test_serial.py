@@ -26,14 +26,14 @@ from tests.edge.web import sample
 CARD = 0x209CBF  # sample.POLICY: Cathy's card 00209CBF, doors gate, lobby and plant
 
 
-def site_toml(port: Path, extra: str = "") -> str:
+def site_toml(port: Path, fmt: str = "rdm6300") -> str:
     return sample.SITE_TOML + (
         f"""
 [[reader]]
 id = "gate-rfid"
 door = "gate"
 type = "serial"
-options = {{ port = "{port}", baudrate = 9600, format = "rdm6300", repeat_ms = 500{extra} }}
+options = {{ port = "{port}", baudrate = 9600, format = "{fmt}", repeat_ms = 500 }}
 """
     )
 
@@ -70,9 +70,11 @@ class PtyPair:
             os.close(self._fd)
             self._fd = None
         if self.proc is not None:
-            self.proc.kill()
+            self.proc.terminate()  # socat removes its links on SIGTERM
             self.proc.wait(5)
             self.proc = None
+        for link in (self.a, self.b):  # a stale link could point at a reused pty number
+            link.unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -159,3 +161,20 @@ async def test_a_port_that_goes_away_is_one_alarm_and_comes_back(
         await until(lambda: reader(site)["online"] is True, timeout=5)
         pty.write(rdm6300_frame(CARD))
         await until(lambda: gate_relay(site), timeout=3)
+
+
+async def test_a_wiegand_converter_line_opens_and_a_bad_parity_frame_does_not(
+    tmp_path: Path, pty: PtyPair
+) -> None:
+    toml = site_toml(pty.a, "wiegand-text")
+    async with open_site(tmp_path / "site", toml, sample.POLICY) as site:
+        await until(lambda: reader(site)["online"] is True)
+        frame = "10010000010011100101111110"  # W26 32,40127 = 0x209CBF, Cathy's card
+        broken = frame[:-1] + "1"  # trailing parity wrong
+        pty.write(f"{broken}\r\nnot a card\r\n".encode())
+        await until(lambda: reader(site)["detail"]["framing_errors"] == 2)
+        assert not gate_relay(site)
+        pty.write(b"W26:209CBF\r\n")
+        await until(lambda: gate_relay(site), timeout=3)
+        events = await access_events(site)
+        assert [e["result"] for e in events] == ["success"]
