@@ -69,7 +69,7 @@ def test_rdm6300_round_trips_in_any_chunking(card_id, version, chunk):
     assert events == [CardRead(card_id, "rdm6300")] * 2
 
 
-@settings(max_examples=1500)
+@settings(max_examples=1500, deadline=None)
 @given(st.lists(st.binary(max_size=40) | st.sampled_from(FOBS).map(lambda f: f[0]), max_size=8))
 def test_fuzz_rdm6300_parser_never_crashes_and_only_passes_checked_frames(chunks):
     parser = Rdm6300Parser()
@@ -128,7 +128,7 @@ def test_converter_lines_round_trip_every_format(name, data):
     assert [e.value for e in events if isinstance(e, CardRead)] == [card.value] * 2
 
 
-@settings(max_examples=1500)
+@settings(max_examples=1500, deadline=None)
 @given(st.lists(st.binary(max_size=100) | st.text("01W:26\r\n ").map(str.encode), max_size=8))
 def test_fuzz_converter_parser_never_crashes(chunks):
     parser = WiegandTextParser()

@@ -107,7 +107,7 @@ def test_impossible_cards_are_refused(args, message):
         Card(*args)
 
 
-@settings(max_examples=1500)
+@settings(max_examples=1500, deadline=None)
 @given(
     st.integers() | st.booleans() | st.floats() | st.none() | st.text(max_size=4),
     st.integers(-5, 200) | st.booleans() | st.none() | st.just(37.0),
@@ -120,7 +120,7 @@ def test_fuzz_decode_bits_never_crashes(bits, length, name):
         assert encode(result) == bits
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)
 @given(st.text(alphabet="01", max_size=140) | st.text(max_size=40))
 def test_fuzz_decode_text_never_crashes(text):
     result = decode_text(text)
