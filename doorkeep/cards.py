@@ -7,10 +7,13 @@ reader sends. All of them are reduced to one canonical form, upper-case hexadeci
 without leading zeros, before anything is hashed or compared. The rule, in order:
 
 1. ``0x…`` or ``hex:…`` is hexadecimal; ``dec:…`` is decimal.
-2. ``FC,CN`` or ``FC:CN`` (two decimal numbers) is a Wiegand 26 facility code (0-255) and
-   card number (0-65535): the value is ``FC << 16 | CN``.
-3. ``w26:<bits>``, ``w34:<bits>``, ``w37:<bits>`` are raw Wiegand frames: parity is
-   checked, then the data bits between the parity bits are the value.
+2. ``FC,CN`` or ``FC:CN`` (two decimal numbers) is a Wiegand 26 (H10301) facility code
+   (0-255) and card number (0-65535): the value is ``FC << 16 | CN``.
+3. ``w26:``, ``w34:``, ``w35:``, ``w37:`` (or the format names ``h10301:``, ``h10306:``,
+   ``c1000:``, ``h10304:``, ``h10302:``) followed by the frame's bits (0s and 1s, parity
+   checked), by ``FC,CN``, or for the 37-bit H10302 by the card number alone. The value is
+   the frame's payload, ``FC << number_bits | CN`` (doorkeep/wiegand.py), so the bits a
+   reader sends and the numbers printed on the card meet at the same value.
 4. A value with a letter a-f is hexadecimal (case does not matter).
 5. A value of exactly 8 digits is hexadecimal (the UID form of enrolment screens);
    any other all-digit value is decimal.
@@ -24,50 +27,55 @@ from __future__ import annotations
 
 import re
 
+from doorkeep import wiegand
+
 CARD_KINDS = frozenset({"rf_card", "uhf_card"})
 _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(r"[0-9a-f]+")
-_FC_CN = re.compile(r"([0-9]{1,3})[,:]([0-9]{1,5})")
+_FC_CN = re.compile(r"([0-9]{1,6})[,:]([0-9]{1,12})")
 _PLATE_DROP = re.compile(r"[\s\-.·]+")
 
-# Wiegand frame lengths -> (data bits, even-parity span, odd-parity span) over the frame.
-_WIEGAND = {
-    26: 24,
-    34: 32,
-    37: 35,
+#: the prefixes of Wiegand forms -> the format they name (``w37`` takes H10304 FC,CN or a
+#: bare H10302 number; a bit string of any of them is decoded by its length's format)
+_WIEGAND_PREFIX = {
+    "w26": "H10301",
+    "h10301": "H10301",
+    "w34": "H10306",
+    "h10306": "H10306",
+    "w35": "C1000",
+    "c1000": "C1000",
+    "w37": "H10304",
+    "h10304": "H10304",
+    "h10302": "H10302",
 }
+#: formats whose prefix also takes a bare card number: the 37-bit H10302 (no facility)
+_NUMBER_ONLY = {"H10304": "H10302", "H10302": "H10302"}
+_PREFIX = re.compile(r"(w26|w34|w35|w37|h10301|h10306|h10302|h10304|c1000):(.*)")
+_NUMBER = re.compile(r"[0-9]{1,12}")
+_W26 = wiegand.FORMATS["H10301"]
 
 
-def _wiegand_value(bits: str) -> int:
-    """The data bits of a Wiegand frame with its two parity bits checked.
-
-    The leading bit is even parity over the first half of the data bits, the trailing
-    bit odd parity over the second half (the common H10301/H10304 layout).
-    """
-    n = len(bits)
-    if n not in _WIEGAND or set(bits) - {"0", "1"}:
-        raise ValueError(f"not a 26-, 34- or 37-bit Wiegand frame: {len(bits)} bits")
-    data = bits[1:-1]
-    half = (len(data) + 1) // 2
-    first, second = data[:half], data[len(data) - half :]
-    if (bits[0].count("1") + first.count("1")) % 2 != 0:
-        raise ValueError("Wiegand frame fails its leading (even) parity check")
-    if (bits[-1].count("1") + second.count("1")) % 2 != 1:
-        raise ValueError("Wiegand frame fails its trailing (odd) parity check")
-    return int(data, 2)
-
-
-def wiegand_frame(value: int, bits: int) -> str:
-    """Encode ``value`` as a Wiegand frame of ``bits`` bits (inverse of the decoder)."""
-    data_bits = _WIEGAND[bits]
-    if not 0 <= value < (1 << data_bits):
-        raise ValueError(f"value {value} does not fit a {bits}-bit Wiegand frame")
-    data = format(value, f"0{data_bits}b")
-    half = (data_bits + 1) // 2
-    first, second = data[:half], data[data_bits - half :]
-    lead = "1" if first.count("1") % 2 else "0"
-    trail = "0" if second.count("1") % 2 else "1"
-    return lead + data + trail
+def _wiegand_form(name: str, rest: str) -> int:
+    """The payload of a ``w26:``-style value: raw bits, ``FC,CN``, or (37-bit) a number."""
+    fmt = wiegand.FORMATS[_WIEGAND_PREFIX[name]]
+    if len(rest) == fmt.length and not set(rest) - {"0", "1"}:
+        card = wiegand.decode_text(rest, fmt.name)
+        if isinstance(card, wiegand.WiegandError):
+            raise card
+        return card.value
+    match = _FC_CN.fullmatch(rest)
+    if match and fmt.facility_bits:
+        facility, number = int(match.group(1)), int(match.group(2))
+        return wiegand.Card(fmt.name, facility, number).value
+    bare = _NUMBER_ONLY.get(fmt.name)
+    if _NUMBER.fullmatch(rest) and bare:
+        return wiegand.Card(bare, None, int(rest)).value
+    what = "FC,CN" if fmt.facility_bits else "the card number"
+    extra = " or a card number (H10302)" if bare and fmt.facility_bits else ""
+    raise wiegand.WiegandError(
+        f"the {name} prefix takes the {fmt.length} bits of a {fmt.title} frame "
+        f"(0s and 1s), or {what}{extra}"
+    )
 
 
 def card_number(value: str) -> int:
@@ -85,13 +93,18 @@ def card_number(value: str) -> int:
         if not _DIGITS.fullmatch(digits):
             raise ValueError("decimal card value has characters other than digits")
         return int(digits)
-    if text[:4] in ("w26:", "w34:", "w37:"):
-        return _wiegand_value(text[4:])
+    prefixed = _PREFIX.fullmatch(text)
+    if prefixed:
+        return _wiegand_form(prefixed.group(1), prefixed.group(2))
     match = _FC_CN.fullmatch(text)
     if match:
         facility, number = int(match.group(1)), int(match.group(2))
-        if facility > 255 or number > 65535:
-            raise ValueError("Wiegand 26 facility code must be 0-255 and card number 0-65535")
+        if facility > _W26.max_facility or number > _W26.max_number:
+            raise ValueError(
+                "FC,CN alone is a 26-bit H10301 card (facility 0-255, number 0-65535); "
+                "for a longer card write w34:FC,CN (H10306), w35:FC,CN (Corporate 1000) "
+                "or w37:FC,CN (H10304)"
+            )
         return facility << 16 | number
     if _DIGITS.fullmatch(text):
         return int(text, 16) if len(text) == 8 else int(text)

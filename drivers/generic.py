@@ -1,5 +1,9 @@
 """A generic Modbus coil/discrete-input board with configurable addresses, on an RS485
-bus (``modbus-generic``) or on the network as Modbus TCP (``modbus-tcp-generic``).
+bus (``modbus-generic``) or on the network as Modbus TCP (``modbus-tcp-generic``, and the
+fixed-shape ``modbus-tcp-relay-8`` and ``modbus-tcp-relay-4``).
+
+Only standard Modbus goes on the wire: FC05 with 0xFF00 (on) or 0x0000 (off), FC01 and
+FC02 to read. A pulse is on, a timer in doorkeep, off (no vendor "flash" values).
 
 Relays are coils ``coil_base + n`` (FC05 0xFF00/0x0000, FC01 to read back), inputs are
 discrete inputs ``input_base + n`` (FC02). No timer of its own is assumed, so pulses are
@@ -9,6 +13,7 @@ its own timer for locks).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from doorkeep.errors import ConfigError
@@ -20,7 +25,7 @@ from rs485.bus import Bus
 if TYPE_CHECKING:
     from drivers.base import RelayBoard
 
-__all__ = ["BOARD_TYPES", "generic_commands"]
+__all__ = ["BOARD_TYPES", "generic_commands", "standard_tcp"]
 
 
 def generic_commands(coil_base: int = 0, input_base: int = 0) -> CommandSet:
@@ -117,6 +122,40 @@ def make_generic_tcp(
     )
 
 
+def standard_tcp(relays: int, inputs: int) -> Callable[..., RelayBoard]:
+    """A fixed-shape standard Modbus TCP board: ``modbus-tcp-generic`` with set counts."""
+
+    def make(
+        board_id: str,
+        type_name: str,
+        *,
+        bus: Bus | None = None,
+        address: int | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        **options: Any,
+    ) -> RelayBoard:
+        for key in ("relays", "inputs"):
+            if key in options:
+                raise ConfigError(
+                    f"board {board_id}: type {type_name} has {relays} relays and {inputs} "
+                    f"inputs; `{key}` is an option of modbus-tcp-generic"
+                )
+        return make_generic_tcp(
+            board_id,
+            type_name,
+            bus=bus,
+            address=address,
+            host=host,
+            port=port,
+            relays=relays,
+            inputs=inputs,
+            **options,
+        )
+
+    return make
+
+
 BOARD_TYPES = (
     BoardType(
         "modbus-generic",
@@ -137,5 +176,23 @@ BOARD_TYPES = (
         "tcp",
         make_generic_tcp,
         configurable=True,
+    ),
+    BoardType(
+        "modbus-tcp-relay-8",
+        "Standard Modbus TCP board, 8 relays (coils 0-7) + 8 inputs (discrete inputs 0-7); "
+        "FC05 0xFF00/0x0000, pulses timed by the daemon",
+        8,
+        8,
+        "tcp",
+        standard_tcp(8, 8),
+    ),
+    BoardType(
+        "modbus-tcp-relay-4",
+        "Standard Modbus TCP board, 4 relays (coils 0-3) + 4 inputs (discrete inputs 0-3), "
+        "e.g. Ebyte ME31-AXAX4040; FC05 0xFF00/0x0000, pulses timed by the daemon",
+        4,
+        4,
+        "tcp",
+        standard_tcp(4, 4),
     ),
 )

@@ -1,6 +1,11 @@
 """Waveshare Modbus RTU Relay boards (8/16/32 channels, the (D) variant with 8 inputs) and
 the Waveshare Modbus POE ETH Relay (RTU over TCP by default, Modbus TCP when switched).
 
+Only Waveshare types send the "flash" commands: their values (0x0001..0xFFFF, the delay)
+are not the 0xFF00/0x0000 standard Modbus allows for FC05, and a standard board either
+refuses them or, worse, takes any non-zero value as "on" and never switches back off.
+Plain Modbus TCP boards are the standard types of generic.py.
+
 From the Waveshare manual ("Modbus RTU Relay" wiki, command list):
 - relay ``n`` (0-based) is coil ``0x0000 + n``; FC05 value 0xFF00 on, 0x0000 off,
   0x5500 toggle; coil 0x00FF is every relay at once;
@@ -89,8 +94,9 @@ BOARD_TYPES = (
         own_timer=True,
     ),
     BoardType(
-        "modbus-tcp-relay-8",
-        "Modbus TCP relay board, 8 relays + 8 inputs (Waveshare ETH relay in Modbus TCP mode)",
+        "waveshare-eth-relay-8-tcp",
+        "Waveshare Modbus POE ETH Relay (D) switched to Modbus TCP (port 502), 8 relays + "
+        "8 inputs; pulses by its flash-on timer",
         8,
         8,
         "tcp",

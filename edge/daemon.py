@@ -38,7 +38,6 @@ WATCHDOG_S = 10.0
 #: long means its owner is stuck.
 BUS_STALL_S = 20.0
 # Reader types site.toml accepts whose hardware drivers are not written yet.
-UNDRIVEN_READER_TYPES = frozenset({"serial"})
 
 
 class ListenError(ConfigError):
@@ -207,14 +206,6 @@ async def _start_optional(
 ) -> None:
     """mDNS advertising, the cloud sync client and the MQTT bridge, when they apply."""
     config = site.config
-    for reader in config.readers:
-        if reader.type in UNDRIVEN_READER_TYPES:
-            log.warning(
-                "reader %s: type %r has no driver yet; its presentations must come through "
-                "POST /api/v1/presentations or MQTT",
-                reader.id,
-                reader.type,
-            )
     if os.environ.get("DOORKEEP_MDNS", "1") != "0" and config.web.host not in (
         "127.0.0.1",
         "localhost",

@@ -85,7 +85,7 @@ class Hardware:
         # seeds it at start from the alarms still open, so a restart raises no second one
         self.failing_relays: set[str] = set()
         self._on_input: InputSink | None = None
-        self._site_inputs: dict[str, InputDebounce] = {i.id: InputDebounce() for i in config.inputs}
+        self._site_inputs = {i.id: InputDebounce.of(i) for i in config.inputs}
 
     @staticmethod
     def board_types() -> Mapping[str, Any]:

@@ -54,6 +54,36 @@ class InputDebounce:
         self.level, self._candidate, self._seen = raw, None, 0
         return raw
 
+    @classmethod
+    def of(cls, section: InputSection) -> InputDebounce:
+        """The debounce for an ``[[input]]``: its ``mode`` says momentary or latching."""
+        return LatchingInput() if section.mode == "latching" else cls()
+
+
+@dataclass(slots=True)
+class LatchingInput(InputDebounce):
+    """A ``mode = "latching"`` input: each press of a momentary contact toggles its level.
+
+    The reference's external relay boards have an input mode "Latching" beside
+    "Non-Latching": a push button that acts as an on/off switch. Here ``level`` is the
+    latched state; the contact itself is debounced as usual, each confirmed press (the
+    contact becoming active) flips ``level``, and letting go changes nothing.
+    """
+
+    contact: InputDebounce = field(default_factory=InputDebounce)
+
+    def read(self, raw: bool) -> bool | None:
+        pressed = self.contact.read(raw)
+        if pressed is None:
+            return None
+        if not pressed:  # let go: no news, except that a first "released" is a level
+            if self.level is None:
+                self.level = False
+                return False
+            return None
+        self.level = not self.level
+        return self.level
+
 
 @dataclass(frozen=True, slots=True)
 class DoorNote:

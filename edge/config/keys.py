@@ -22,6 +22,7 @@ from edge.config.sections import (
     ID_RE,
     INPUT_ACTIVE,
     INPUT_FUNCTIONS,
+    INPUT_MODES,
     OUTPUT_FUNCTIONS,
     PARITIES,
     READER_TYPES,
@@ -201,6 +202,7 @@ TABLES: Final[dict[str, dict[str, Key]]] = {
         "input": Key(STR),
         "function": Key(STR, check=_one_of(INPUT_FUNCTIONS)),
         "active": Key(STR, "closed", _one_of(INPUT_ACTIVE)),
+        "mode": Key(STR, "momentary", _one_of(INPUT_MODES)),
     },
     "parking": {  # edge/config/parking.py
         "id": Key(STR, check=_id_check),

@@ -32,6 +32,7 @@ OUTPUT_FUNCTIONS: Final = ("door", "light", "floor", "other")
 INPUT_FUNCTIONS: Final = ("emergency", "lockdown", "tamper", "alarm")
 #: Which contact state of a site input means active.
 INPUT_ACTIVE: Final = ("closed", "open")
+INPUT_MODES: Final = ("momentary", "latching")
 BAUDRATES: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 PARITIES: Final = ("N", "E", "O")
 SIM_PORT: Final = "sim"
@@ -259,9 +260,12 @@ class InputSection:
     function: str
     active: str = "closed"
     name: str | None = None
+    mode: str = "momentary"  # or "latching": each press toggles (a button as a switch)
 
     def __post_init__(self) -> None:
         _check_id("input id", self.id)
+        if self.mode not in INPUT_MODES:
+            raise ValueError(f"input {self.id!r}: mode {self.mode!r} is not momentary/latching")
         if self.function not in INPUT_FUNCTIONS:
             raise ValueError(
                 f"input {self.id!r}: function {self.function!r} is not one of "

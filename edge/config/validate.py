@@ -49,6 +49,7 @@ from edge.config.sections import (
     SiteSection,
     WebSection,
 )
+from edge.config.serialreaders import serial_problems
 
 _RELAY_RE: Final = re.compile(r"^(?P<board>[^:\s]+):(?P<n>[0-9]+)$")
 _INPUT_RE: Final = re.compile(r"^(?P<board>[^:\s]+):in(?P<n>[0-9]+)$")
@@ -437,6 +438,9 @@ class _Validator:
                     '"sim" readers are allowed only with [site] simulation = true; '
                     f"use one of {', '.join(t for t in READER_TYPES if t != 'sim')}",
                 )
+            if r["type"] == "serial":
+                for key, message in serial_problems(r["options"]):
+                    self.add(where, key, message)
 
     def check_outputs(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from edge.readers import serial as _serial  # noqa: F401  registers DRIVERS["serial"]
 from edge.readers.hub import DRIVERS, Feedback, ReaderDriver, Readers, ReaderState, feedback_for
 
 if TYPE_CHECKING:

@@ -114,24 +114,14 @@ def _boards(site: Site) -> list[Component]:
 
 
 def _readers(site: Site) -> list[Component]:
-    # A reader with a link of its own (edge/readers) reports it; a type without a driver
-    # is named, not failed.
-    from edge.daemon import UNDRIVEN_READER_TYPES  # noqa: PLC0415 - the daemon imports us
-
+    # A reader with a link of its own (edge/readers: osdp, serial) reports it; the others
+    # (sim, http, mqtt) have none to fail.
     if not site.hw.boards:
         return []
     rows = []
     for r in site.config.readers:
         state = site.readers.state(r.id)
-        if r.type in UNDRIVEN_READER_TYPES:
-            rows.append(
-                Component(
-                    f"reader {r.id}",
-                    True,
-                    "no driver for this type: presentations come through REST or MQTT",
-                )
-            )
-        elif state.online is False:
+        if state.online is False:
             why = state.detail.get("reason") or "not answering"
             rows.append(Component(f"reader {r.id}", False, f"offline: {why}"))
         elif state.secure is False and r.secure:

@@ -447,3 +447,35 @@ def test_default_simulated_site_opens_a_door_out_of_the_box(tmp_path: Path) -> N
 def test_default_site_dict_refuses_a_bad_id_when_written(tmp_path: Path) -> None:
     with pytest.raises(SiteConfigError, match=r"\[site\] key 'id'"):
         write_site_toml(tmp_path / "s.toml", default_site_dict("My Site", "UTC", simulation=False))
+
+
+# -- serial readers (edge/config/serialreaders.py) ------------------------------------------
+
+
+def serial_reader(options: str) -> str:
+    return HARDWARE + door() + f'[[reader]]\nid = "r"\ndoor = "gate"\ntype = "serial"\n{options}'
+
+
+def test_a_serial_reader_needs_its_port(tmp_path: Path) -> None:
+    msg = one_problem(serial_reader(""), tmp_path)
+    assert "[[reader]] \"r\" key 'options.port': is missing" in msg
+
+
+def test_serial_reader_options_are_checked_each_with_what_to_use(tmp_path: Path) -> None:
+    options = (
+        'options = { port = "/dev/ttyUSB3", baudrate = 9601, format = "em4100",'
+        ' digits = "oct", repeat_ms = -1, parity = "E" }\n'
+    )
+    joined = "\n".join(problems_of(serial_reader(options), tmp_path))
+    assert "'options.baudrate': must be one of 1200" in joined
+    assert "'options.format': must be one of rdm6300, wiegand-text" in joined
+    assert "'options.digits': must be one of hex, decimal" in joined
+    assert "'options.repeat_ms': must be a whole number of milliseconds" in joined
+    assert "'options.parity': is not a serial reader option; known: port" in joined
+
+
+def test_a_serial_reader_with_its_options_loads(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(serial_reader('options = { port = "/dev/ttyUSB3", format = "wiegand-text" }\n'))
+    (reader,) = load_site_config(path).readers
+    assert reader.options == {"port": "/dev/ttyUSB3", "format": "wiegand-text"}

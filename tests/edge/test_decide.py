@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from doorkeep import wiegand
 from edge.core.decide import Decision, Presentation, Reason, SiteState, decide
 from edge.core.model import Memory, PolicySnapshot
 
@@ -280,6 +281,26 @@ def test_temp_key_of_an_apartment_whose_lease_ended_is_refused():
 )
 def test_card_values_in_hex_decimal_and_wiegand_forms_match(policy, spelling):
     d = present(policy, "gate-in", "rf_card", spelling)
+    assert d.granted and d.person == "p-judy"
+
+
+@pytest.mark.parametrize(
+    ("enrolled", "card"),
+    [
+        ("w34:1000,12345", wiegand.Card("H10306", 1000, 12345)),
+        ("w35:2000,654321", wiegand.Card("C1000", 2000, 654321)),
+        ("w37:40000,500000", wiegand.Card("H10304", 40000, 500000)),
+        ("w37:123456789", wiegand.Card("H10302", None, 123456789)),
+    ],
+)
+def test_a_long_wiegand_card_enrolled_by_its_printed_numbers_opens_when_read(enrolled, card):
+    # issue 11: a w35: frame was an unknown credential; 34/37-bit FC,CN could not be enrolled
+    doc = document()
+    doc["credentials"].append(
+        {"id": "c-long", "person": "p-judy", "kind": "rf_card", "value": enrolled}
+    )
+    bits = wiegand.to_text(wiegand.encode(card), card.length)
+    d = present(snapshot(doc), "gate-in", "rf_card", f"w{card.length}:{bits}")
     assert d.granted and d.person == "p-judy"
 
 

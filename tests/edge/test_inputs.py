@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from drivers.catalogue import BOARD_TYPES
 from edge.auth import AuthStore
 from edge.config import (
+    InputRef,
     InputSection,
     SiteConfigError,
     load_site_config,
@@ -379,6 +380,60 @@ async def test_an_open_active_input_fires_when_its_loop_opens(tmp_path: Path) ->
         await read(site, "loop", True)
         alarms = await alarms_of(site, "tamper", 2)
         assert len(alarms) == 2 and {a["source"] for a in alarms} == {"loop"}
+
+
+def test_a_latching_input_toggles_on_each_press_and_ignores_the_release() -> None:
+    latch = InputDebounce.of(InputSection("b", InputRef("doors", 1), "alarm", mode="latching"))
+    reads = [False, False, True, True, False, False, True, True, False, False]
+    #         baseline      press: on   release     press: off  release
+    assert [latch.read(r) for r in reads] == [
+        None, False, None, True, None, None, None, False, None, None,
+    ]  # fmt: skip
+    assert latch.level is False
+    glitch = InputDebounce.of(InputSection("g", InputRef("doors", 1), "alarm", mode="latching"))
+    assert [glitch.read(r) for r in (False, False, True, False, False)] == [None, False] + [
+        None
+    ] * 3  # one noisy read is no press
+
+
+async def test_a_latching_push_button_holds_its_state_until_pressed_again(
+    tmp_path: Path,
+) -> None:
+    # the reference's "input (Latching)": a momentary button used as an on/off switch
+    toml = SITE_TOML + (
+        '\n[[input]]\nid = "panic"\ninput = "doors:in7"\nfunction = "alarm"\nmode = "latching"\n'
+    )
+    async with running(tmp_path / "site", toml) as site:
+        assert input_state(site, "panic")["active"] is False
+        board(site).set_input(ALARM, True)  # pressed ...
+        await read(site, "panic", True)
+        board(site).set_input(ALARM, False)  # ... and let go: it stays active
+        await asyncio.sleep(0.5)
+        assert input_state(site, "panic")["active"] is True
+        assert len(await alarms_of(site, "alarm")) == 1
+        assert await logged(site, "input_inactive") == []
+        board(site).set_input(ALARM, True)  # pressed again: off
+        await read(site, "panic", False)
+        assert len(await logged(site, "input_inactive")) == 1
+        assert len(await alarms_of(site, "alarm")) == 1
+
+
+async def test_a_momentary_input_follows_its_contact(tmp_path: Path) -> None:
+    toml = SITE_TOML + '\n[[input]]\nid = "panic"\ninput = "doors:in7"\nfunction = "alarm"\n'
+    async with running(tmp_path / "site", toml) as site:
+        board(site).set_input(ALARM, True)
+        await read(site, "panic", True)
+        board(site).set_input(ALARM, False)
+        await read(site, "panic", False)  # let go: inactive again
+        assert len(await logged(site, "input_inactive")) == 1
+
+
+def test_an_input_mode_other_than_momentary_or_latching_is_refused(tmp_path: Path) -> None:
+    toml = SITE_TOML + (
+        '\n[[input]]\nid = "p"\ninput = "doors:in7"\nfunction = "alarm"\nmode = "toggle"\n'
+    )
+    with pytest.raises(SiteConfigError, match="'mode': must be one of momentary, latching"):
+        parse_site_config(toml, tmp_path / "site.toml")
 
 
 async def test_hardware_view_lists_the_inputs(site: Site) -> None:

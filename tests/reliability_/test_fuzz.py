@@ -260,8 +260,8 @@ def test_fuzz_credential_values(reliability: Reliability) -> None:
         | st.text("0123456789abcdefABCDEFxXhdecw:, ", max_size=40)
         | st.builds(
             lambda p, bits: p + bits,
-            st.sampled_from(["w26:", "w34:", "w37:", "W26:"]),
-            st.text("01", max_size=40),
+            st.sampled_from(["w26:", "w34:", "w35:", "w37:", "W26:", "h10302:", "c1000:"]),
+            st.text("01", max_size=40) | st.text("0123456789,:", max_size=20),
         )
     )
 

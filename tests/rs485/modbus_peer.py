@@ -15,6 +15,12 @@ small asyncio TCP relay that can break the conversation the way a bad board or l
 - ``unplugged`` is ``ModbusPeer.unplug()``: the pymodbus server is stopped; ``plug()``
   starts a fresh one on the same port.
 
+``ModbusPeer(strict_fc05=True)`` makes the pymodbus server itself hold to the Modbus spec
+for FC05 (Write Single Coil: the value is 0xFF00 or 0x0000, anything else is an Illegal
+Data Value, exception 03). pymodbus does not check this on its own: it decodes the value
+as ``bool(value)``, so a Waveshare "flash" value such as 0x0009 would switch the coil on
+and leave it on. ``rejected`` lists the values refused.
+
 ``coils(start, n)`` reads the server's coils with pymodbus' own client, straight from the
 server (not through the proxy): the relay states as the peer holds them.
 """
@@ -24,10 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.constants import ExcCodes
 from pymodbus.framer import FramerType
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.pdu.bit_message import WriteSingleCoilRequest
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -52,6 +61,28 @@ def _device(unit: int) -> SimDevice:
             [SimData(0, values=[0] * 16, datatype=DataType.REGISTERS)],
         ),
     )
+
+
+COIL_ON, COIL_OFF = 0xFF00, 0x0000
+
+
+def _strict_write_coil(rejected: list[int]) -> type[WriteSingleCoilRequest]:
+    """pymodbus' FC05 request, refusing values the spec forbids (and noting them)."""
+
+    class StrictWriteSingleCoil(WriteSingleCoilRequest):
+        raw_value = COIL_OFF
+
+        def decode(self, data: bytes) -> None:
+            super().decode(data)
+            (self.raw_value,) = struct.unpack(">H", data[2:4])
+
+        async def datastore_update(self, context: Any, device_id: int) -> ModbusPDU:
+            if self.raw_value not in (COIL_ON, COIL_OFF):
+                rejected.append(self.raw_value)
+                return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_VALUE)
+            return await super().datastore_update(context, device_id)
+
+    return StrictWriteSingleCoil
 
 
 def _frames(buf: bytearray) -> list[bytes]:
@@ -167,8 +198,10 @@ class ModbusPeer:
     Point the board at ``proxy.port``; ``coils()`` reads the server directly.
     """
 
-    def __init__(self, unit: int = 1) -> None:
+    def __init__(self, unit: int = 1, *, strict_fc05: bool = False) -> None:
         self.unit = unit
+        self.strict_fc05 = strict_fc05
+        self.rejected: list[int] = []  # FC05 values the strict server refused
         self.server_port = free_port()
         self.proxy = FaultProxy(self.server_port)
         self._server: ModbusTcpServer | None = None
@@ -198,6 +231,7 @@ class ModbusPeer:
             [_device(self.unit)],
             framer=FramerType.SOCKET,
             address=("127.0.0.1", self.server_port),
+            custom_pdu=[_strict_write_coil(self.rejected)] if self.strict_fc05 else None,
         )
         await self._server.serve_forever(background=True)
 
