@@ -34,9 +34,9 @@ MAX_PIN_DIGITS = 12
 def wiegand_card(bits: str) -> str:
     """A raw Wiegand bit image (``"0101..."``) as a card value.
 
-    The one place the driver turns Wiegand bits into a card: today the ``wNN:<bits>``
-    form that doorkeep/cards.py checks (parity, data bits); point it at the Wiegand
-    format decoder (doorkeep/wiegand.py) when that lands.
+    The one place the driver turns Wiegand bits into a card: the ``wNN:<bits>`` form,
+    which doorkeep/cards.py decodes with doorkeep/wiegand.py (H10301, H10306, Corporate
+    1000, H10302/H10304; parity checked), so a read and an enrolled facility+number match.
     """
     return f"w{len(bits)}:{bits}"
 

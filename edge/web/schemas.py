@@ -480,6 +480,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     **{f"Toml_{k}": _toml_table(k) for k in HARDWARE_TABLES},
+    # What PUT /hardware checks before the config validator: the shape only. The key rules
+    # above are the validator's own (edge/config/keys.py), which answers a 422 naming the
+    # table and key, as `doorkeep check` does, rather than a schema path.
+    "HardwareConfigShape": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            k: {"type": "array", "items": _ref("TomlTable"), "maxItems": 1024}
+            for k in HARDWARE_TABLES
+        },
+    },
     # A site.toml table: lower-case keys, values TOML can hold (TOML has no null).
     "TomlTable": {
         "type": "object",

@@ -19,7 +19,15 @@ from typing import Any
 import osdp
 import serial
 
-from doorkeep.cards import wiegand_frame
+from doorkeep import wiegand
+
+
+def wiegand_frame(value: int, bits: int) -> str:
+    """The ``bits``-bit Wiegand frame (0s and 1s) of the payload ``value`` (doorkeep/wiegand.py)."""
+    fmt = next(f for f in wiegand.FORMATS.values() if f.length == bits)
+    facility = value >> fmt.number_bits if fmt.facility_bits else None
+    card = wiegand.Card(fmt.name, facility, value & fmt.max_number)
+    return wiegand.to_text(wiegand.encode(card), bits)
 
 
 @contextlib.contextmanager

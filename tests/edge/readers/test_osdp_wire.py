@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from doorkeep.cards import normalise, wiegand_frame
+from doorkeep.cards import normalise
 from edge.readers.osdp_keys import KeyFileError, OsdpKeys
 from edge.readers.osdp_wire import Keypad, ReplyWatch, _crc16, card_value
+from tests.edge.readers.osdp_pd import wiegand_frame
 
 
 def wiegand_event(frame: str) -> dict[str, object]:
