@@ -21,7 +21,7 @@ from cloud_sync.api.common import (
     read_json,
     site_id,
 )
-from doorkeep import policydoc
+from doorkeep import credfacts, policydoc, policyrules
 from doorkeep.errors import Conflict, NotFound, PolicyError
 from doorkeep.web import ErrorCode, check_int64, error_response
 
@@ -124,12 +124,18 @@ async def _put(
     def mutate(doc: dict[str, Any]) -> dict[str, Any]:
         items = doc.setdefault(kind, [])
         keys = [policydoc.entity_key(kind, e) for e in items]
+        old = items[keys.index(key)] if key in keys else None
         if key in keys:
             if create:
                 raise Conflict(f"{kind} entry {key!r} exists already; PUT it to replace it")
             items[keys.index(key)] = body
         else:
             items.append(body)
+            if kind == "buildings" and policyrules.needs_default_group(doc, key):
+                # POLICY.md: every building has its default group; doors added later
+                doc.setdefault("groups", []).append(policyrules.default_group(doc, body))
+        if kind == "credentials" and key in keys:
+            items[keys.index(key)] = credfacts.carry_facts(old, body)
         return doc
 
     site = site_id(request)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from doorkeep import policydoc
+from doorkeep import credfacts, policydoc, policyrules
 from doorkeep.errors import Conflict, NotFound, PolicyError, PolicyIssue
 from edge.core.model import DoorSpec, PolicySnapshot, ReaderSpec, build_snapshot
 from edge.store import AuditEntry, EdgeStore
@@ -254,21 +254,48 @@ class SitePolicy:
             new_doc = copy.deepcopy(dict(current))
             items = new_doc.setdefault(doc_kind, [])
             existing = [i for i, e in enumerate(items) if policydoc.entity_key(doc_kind, e) == key]
+            entity_now = entity
             if existing:
-                items[existing[0]] = entity
+                if doc_kind == "credentials":
+                    entity_now = credfacts.carry_facts(items[existing[0]], entity)
+                items[existing[0]] = entity_now
             else:
                 items.append(entity)
+            extra = self._companions(new_doc, doc_kind, key, entity, actor)
             # One validation over the document as it would be, plaintext entity included
             # (the secret lets uniqueness compare it with the hashed ones), then hash it.
             self._check(new_doc)
-            hashed = policydoc.hash_document({doc_kind: [entity]}, self._secret)[doc_kind][0]
-            items[existing[0] if existing else -1] = hashed
+            hashed = policydoc.hash_document({doc_kind: [entity_now]}, self._secret)[doc_kind][0]
+            index = existing[0] if existing else items.index(entity)
+            items[index] = hashed
             action = f"{doc_kind}.{'update' if existing else 'create'}"
             audit = AuditEntry(actor, action, f"{doc_kind}/{key}", _redacted(hashed))
-            return _Edit(new_doc, [audit], upserts={doc_kind: [hashed]}, result=hashed)
+            edit = _Edit(new_doc, [audit], upserts={doc_kind: [hashed]}, result=hashed)
+            for kind_, item, entry in extra:
+                edit.upserts.setdefault(kind_, []).append(item)
+                edit.audit.append(entry)
+            return edit
 
         _, hashed_entity = await self._commit(prepare)
         return copy.deepcopy(dict(hashed_entity))
+
+    def _companions(
+        self,
+        new_doc: dict[str, Any],
+        doc_kind: str,
+        key: str,
+        entity: Mapping[str, Any],
+        actor: str,
+    ) -> list[tuple[str, dict[str, Any], AuditEntry]]:
+        """What a new entity brings along, added to ``new_doc``: a new building its
+        default group of the building's public doors (site.toml ``building``)."""
+        if doc_kind != "buildings" or not policyrules.needs_default_group(new_doc, key):
+            return []
+        doors = [d.id for d in self._door_specs if d.building == key]
+        group = policyrules.default_group(new_doc, entity, doors)
+        new_doc.setdefault("groups", []).append(group)
+        target = f"groups/{group['id']}"
+        return [("groups", group, AuditEntry(actor, "groups.create", target, dict(group)))]
 
     async def delete_entity(self, kind: str, key: str, *, actor: str) -> None:
         """Delete one entity. Deleting a person deletes their credentials and bookings;
