@@ -9,7 +9,6 @@ never the value:
 - ``length``: characters of the value as entered, without white space;
 - ``charset``: ``digits`` (0-9 only), ``hex`` (0-9 and a-f, at least one letter) or
   ``other``;
-- ``hex_length``: for cards, the length of the canonical hex form (``doorkeep.cards``);
 - ``masked``: what the library shows. A PIN is one dot per digit (its digits are never
   kept); other kinds show their last four canonical characters when the value has at
   least eight, else dots only.
@@ -46,8 +45,6 @@ def value_facts(kind: str, value: str) -> dict[str, Any]:
         charset = "other"
     facts: dict[str, Any] = {"length": len(entered), "charset": charset}
     canonical = cards.normalise(kind, value)
-    if kind in cards.CARD_KINDS:
-        facts["hex_length"] = len(canonical)
     if kind == "pin" or len(canonical) < 2 * TAIL:
         facts["masked"] = _DOT * min(len(entered), 8)
     else:

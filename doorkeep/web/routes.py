@@ -33,6 +33,8 @@ class Param:
     description: str
     enum: tuple[str, ...] = ()
     fmt: str | None = None
+    minimum: int | None = None  # integers: the bounds the API refuses outside of
+    maximum: int | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _QUERY_TYPES:

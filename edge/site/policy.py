@@ -45,7 +45,7 @@ Publish = Callable[[str, Mapping[str, Any]], None]
 
 
 @dataclass(slots=True)
-class _Edit:
+class Edit:
     """One worked-out change: the new hashed document and what the store must write."""
 
     doc: dict[str, Any]
@@ -58,7 +58,7 @@ class _Edit:
 
 # Works out an edit from the current document; runs in a worker thread, so it must only
 # read the document it is given (never mutate it) and raise to refuse the change.
-Prepare = Callable[[Mapping[str, Any]], _Edit]
+Prepare = Callable[[Mapping[str, Any]], Edit]
 
 
 class SitePolicy:
@@ -78,6 +78,7 @@ class SitePolicy:
         self._secret = secret
         self._tz = tz
         self._door_specs, self._reader_specs = doors, readers
+        self.door_specs: tuple[DoorSpec, ...] = tuple(doors)
         self._publish = publish
         state = store.load_policy()
         self._doc: dict[str, Any] = dict(state.doc)
@@ -126,6 +127,11 @@ class SitePolicy:
     def get_entity(self, kind: str, key: str) -> dict[str, Any]:
         return copy.deepcopy(_find(self._doc, kind, key))
 
+    def current(self) -> Mapping[str, Any]:
+        """The hashed document in force, not a copy: read it, never change it (every
+        change replaces it whole, so a reader in a worker thread sees one version)."""
+        return self._doc
+
     # --- committing --------------------------------------------------------------------
 
     async def _commit(self, prepare: Prepare, *, local: bool = True) -> tuple[int, Any]:
@@ -151,9 +157,19 @@ class SitePolicy:
             self._publish("policy", {"version": version, "digest": digest})
         return version, edit.result
 
+    async def change(self, prepare: Prepare) -> tuple[int, Any]:
+        """Commit an edit that ``prepare`` works out (in a worker thread) from the
+        current document: validated, stored with its audit rows, swapped in whole."""
+        self._check_local()
+        return await self._commit(prepare)
+
+    def check(self, doc: Any) -> None:
+        """PolicyError listing every problem of ``doc`` against this site's doors."""
+        self._check(doc)
+
     def _prepare(
         self, prepare: Prepare, doc: Mapping[str, Any], version: int
-    ) -> tuple[_Edit, str, PolicySnapshot]:
+    ) -> tuple[Edit, str, PolicySnapshot]:
         edit = prepare(doc)
         digest = policydoc.policy_digest(edit.doc)
         try:
@@ -171,11 +187,11 @@ class SitePolicy:
         if local:
             self._check_local()
 
-        def prepare(_current: Mapping[str, Any]) -> _Edit:
+        def prepare(_current: Mapping[str, Any]) -> Edit:
             self._check(doc)
             hashed = policydoc.hash_document(doc, self._secret)
             counts = {k: len(hashed.get(k) or []) for k in policydoc.ENTITY_KINDS}
-            return _Edit(
+            return Edit(
                 hashed,
                 [AuditEntry(actor, "policy.apply", "policy", counts)],
                 upserts={k: hashed.get(k) or [] for k in policydoc.ENTITY_KINDS},
@@ -224,13 +240,11 @@ class SitePolicy:
     async def put_settings(self, settings: Mapping[str, Any], *, actor: str) -> dict[str, Any]:
         self._check_local()
 
-        def prepare(current: Mapping[str, Any]) -> _Edit:
+        def prepare(current: Mapping[str, Any]) -> Edit:
             new_doc = copy.deepcopy(dict(current))
             new_doc["settings"] = {**policydoc.settings_of(current), **dict(settings)}
             self._check(new_doc)
-            return _Edit(
-                new_doc, [AuditEntry(actor, "settings.update", "settings", dict(settings))]
-            )
+            return Edit(new_doc, [AuditEntry(actor, "settings.update", "settings", dict(settings))])
 
         await self._commit(prepare)
         return self.settings()
@@ -250,7 +264,7 @@ class SitePolicy:
                 f"{key_field} in the body ({entity[key_field]!r}) differs from the URL ({key!r})"
             )
 
-        def prepare(current: Mapping[str, Any]) -> _Edit:
+        def prepare(current: Mapping[str, Any]) -> Edit:
             new_doc = copy.deepcopy(dict(current))
             items = new_doc.setdefault(doc_kind, [])
             existing = [i for i, e in enumerate(items) if policydoc.entity_key(doc_kind, e) == key]
@@ -270,7 +284,7 @@ class SitePolicy:
             items[index] = hashed
             action = f"{doc_kind}.{'update' if existing else 'create'}"
             audit = AuditEntry(actor, action, f"{doc_kind}/{key}", _redacted(hashed))
-            edit = _Edit(new_doc, [audit], upserts={doc_kind: [hashed]}, result=hashed)
+            edit = Edit(new_doc, [audit], upserts={doc_kind: [hashed]}, result=hashed)
             for kind_, item, entry in extra:
                 edit.upserts.setdefault(kind_, []).append(item)
                 edit.audit.append(entry)
@@ -303,7 +317,7 @@ class SitePolicy:
         self._check_local()
         doc_kind = _doc_kind(kind)
 
-        def prepare(current: Mapping[str, Any]) -> _Edit:
+        def prepare(current: Mapping[str, Any]) -> Edit:
             entity = _find(current, kind, key)
             if doc_kind == "groups" and entity.get("building_default"):
                 raise Conflict(
@@ -311,7 +325,7 @@ class SitePolicy:
                     f"{entity['building_default']}: it cannot be deleted (edit its doors instead)"
                 )
             new_doc = copy.deepcopy(dict(current))
-            edit = _Edit(
+            edit = Edit(
                 new_doc,
                 [AuditEntry(actor, f"{doc_kind}.delete", f"{doc_kind}/{key}", None)],
                 deletes={doc_kind: [key]},
@@ -345,7 +359,7 @@ class SitePolicy:
         people, its temp keys and its door logs; the audit log keeps all of it."""
         self._check_local()
 
-        def prepare(current: Mapping[str, Any]) -> _Edit:
+        def prepare(current: Mapping[str, Any]) -> Edit:
             _find(current, "apartments", apartment_id)
             people = [p for p in current.get("people") or [] if p.get("apartment") == apartment_id]
             members = {p["id"] for p in people if p.get("role") != "master"}
@@ -368,7 +382,7 @@ class SitePolicy:
                 actor, "apartments.reset", f"apartments/{apartment_id}", dict(summary)
             )
             deletes = {kind: list(summary[kind]) for kind in goes}
-            return _Edit(new_doc, [audit], deletes=deletes, result=summary)
+            return Edit(new_doc, [audit], deletes=deletes, result=summary)
 
         _, summary = await self._commit(prepare)
         summary["events_redacted"] = await self.store.redact_apartment_events(

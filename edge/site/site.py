@@ -42,6 +42,7 @@ from edge.site.clock import Clock, ClockGuard, SystemClock
 from edge.site.doors import Doors
 from edge.site.log import EventLog
 from edge.site.metrics import SiteMetrics
+from edge.site.pm import PropertyManager
 from edge.site.policy import SitePolicy
 from edge.store import EdgeStore, StorageUnavailable
 
@@ -123,6 +124,7 @@ class Site:
             config, hardware, store=store, policy=self.policy, log=self.log, clock=self.clock
         )
         self.captures = Captures(secret, lambda: self.policy.snapshot)
+        self.pm = PropertyManager(self.policy, clock=self.clock, tz=config.tz)
         self.memory = Memory.from_rows(store.load_memory_rows())
         # the clock guard (edge/core/clock.py): a presentation's simulated ``at`` never
         # reaches it, only readings of the real clocks do

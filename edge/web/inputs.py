@@ -70,6 +70,10 @@ def parse_param(param: Param, raw: str) -> Any:
             raise ApiError(400, _BAD_QUERY, f"{name} must be an integer", name) from None
         if name == "limit" and not 1 <= value <= 1000:
             raise ApiError(400, _BAD_QUERY, "limit must be between 1 and 1000", "limit")
+        low, high = param.minimum, param.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ApiError(400, _BAD_QUERY, f"{name} must be {bounds}", name)
         return value
     if param.type == "boolean":
         if raw.lower() not in {"true", "false", "1", "0"}:
@@ -90,7 +94,14 @@ def parse_query(request: web.Request, route: Route) -> dict[str, Any]:
     """The route's declared query parameters that the request sends.
 
     An empty ``cursor=`` is the first page (a client that pastes back an absent cursor).
+    A parameter the row does not declare is a 400 (INTERFACES.md), never ignored.
     """
+    declared = {q.name for q in route.query}
+    for name in request.query:
+        if name not in declared:
+            allowed = ", ".join(sorted(declared)) or "none"
+            message = f"unknown query parameter {name!r} (this endpoint takes: {allowed})"
+            raise ApiError(400, _BAD_QUERY, message, name)
     return {
         q.name: parse_param(q, request.query[q.name])
         for q in route.query

@@ -49,6 +49,16 @@ def _policy_schemas() -> dict[str, dict[str, Any]]:
     return {"Policy": rewrite(doc)} | {f"Policy_{k}": rewrite(v) for k, v in defs.items()}
 
 
+# The apartment fields POST /batch/apartments may set (edge/site/pm.py BATCH_FIELDS).
+_BATCH_FIELDS = ("valid_from", "valid_until", "auto_delete", "methods", "max_members")
+
+
+def _apartment_field(name: str) -> dict[str, Any]:
+    """The policy schema of one apartment field, for the batch body."""
+    field: dict[str, Any] = policydoc.schema()["properties"]["apartments"]["items"]
+    return copy.deepcopy(field["properties"][name])
+
+
 def _page(item: str) -> dict[str, Any]:
     return {
         "type": "object",
@@ -281,7 +291,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"version": {"type": "integer"}},
     },
     "Entity": {"type": "object", "required": ["id"], "properties": {"id": _ID}},
-    "Entities": _items("Entity"),
+    "Entities": {
+        "type": "object",
+        "required": ["items", "total"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("Entity")},
+            "total": {"type": "integer", "minimum": 0, "description": "matches before paging"},
+        },
+    },
     "Hardware": {
         "type": "object",
         "required": ["buses", "boards", "doors", "readers", "outputs"],
@@ -328,6 +345,37 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {"timeout_s": {"type": "number", "minimum": 0.1, "maximum": 120}},
+    },
+    # POST /batch/apartments: the fields of an apartment a batch edit may set
+    "ApartmentBatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["ids", "set"],
+        "properties": {
+            "ids": {"type": "array", "items": _ID, "minItems": 1, "maxItems": 5000},
+            "set": {
+                "type": "object",
+                "additionalProperties": False,
+                "minProperties": 1,
+                "properties": {k: _apartment_field(k) for k in _BATCH_FIELDS},
+            },
+        },
+    },
+    "ApartmentBatchResult": {
+        "type": "object",
+        "required": ["version", "updated"],
+        "properties": {"version": {"type": "integer"}, "updated": {"type": "array", "items": _STR}},
+    },
+    "LockReport": {
+        "type": "object",
+        "required": ["family", "doors", "rules", "checked", "unsyncable"],
+        "properties": {
+            "family": _STR,
+            "doors": {"type": "array", "items": _STR},
+            "rules": {"type": "object", "additionalProperties": _STR},
+            "checked": {"type": "integer"},
+            "unsyncable": {"type": "array", "items": _OBJ},
+        },
     },
     **_policy_schemas(),
     "SyncStatus": {

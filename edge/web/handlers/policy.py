@@ -29,9 +29,19 @@ async def reset_apartment(call: Call) -> Any:
     return await call.site.reset_apartment(call.path["id"], actor=call.actor)
 
 
+@HANDLERS
+async def batch_apartments(call: Call) -> Any:
+    return await call.site.pm.batch_apartments(call.body["ids"], call.body["set"], actor=call.actor)
+
+
+@HANDLERS
+async def lock_report(call: Call) -> Any:
+    return await call.site.pm.lock_report(call.path["family"])
+
+
 def _entity_handlers(kind: str) -> dict[str, Handler]:
     async def list_(call: Call) -> Any:
-        return {"items": call.site.list_entities(kind)}
+        return await call.site.pm.search(kind, call.query)
 
     async def get(call: Call) -> Any:
         return call.site.get_entity(kind, call.path["id"])

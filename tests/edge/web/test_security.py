@@ -35,6 +35,7 @@ PATH_VALUES = {
     "/temp-keys/{id}": "t-none",
     "/buildings/{id}": "B1",
     "/reservations/{id}": "r-none",
+    "/locks/{family}": "itec",
 }
 
 
@@ -59,6 +60,7 @@ BODIES: dict[str, Any] = {
     "RelayTestRequest": {"ms": 100},
     "CaptureRequest": {"timeout_s": 0.1},
     "Entity": {"id": "b9", "name": "Building 9"},
+    "ApartmentBatch": {"ids": ["B1-101"], "set": {"auto_delete": False}},
 }
 
 PROTECTED = [r for r in ROUTES if r.role is not None]
