@@ -19,7 +19,11 @@ from zoneinfo import ZoneInfo
 
 from doorkeep.errors import PolicyIssue
 
-__all__ = ["default_group", "ended_leases", "issues", "resident_methods"]
+__all__ = ["CONTACT_FIELDS", "default_group", "ended_leases", "issues", "strip_contacts"]
+
+#: A person's contact fields, which an apartment reset clears from the master it keeps
+#: (those the document holds; the import templates' email and phone columns).
+CONTACT_FIELDS = ("email", "mobile", "phone", "phones", "calling_code", "phone_code")
 
 _MAX_ID = 64
 ALL_DAY = {"repeat": "daily", "start": "00:00:00", "end": "23:59:59"}
@@ -67,10 +71,12 @@ def issues(
     return found
 
 
-def resident_methods(apartment: Mapping[str, Any]) -> frozenset[str] | None:
-    """The credential kinds an apartment's residents may use; None: every kind."""
-    methods = apartment.get("methods")
-    return None if methods is None else frozenset(methods)
+def strip_contacts(person: dict[str, Any]) -> bool:
+    """Remove ``person``'s contact fields in place; True when there were any."""
+    found = [f for f in CONTACT_FIELDS if f in person]
+    for name in found:
+        del person[name]
+    return bool(found)
 
 
 def default_group(

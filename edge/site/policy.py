@@ -41,6 +41,9 @@ ENTITY_KINDS: Mapping[str, str] = {
     "hold_open": "hold_open",
 }
 
+#: Entity fields that are personal data: the audit log records that they were set only.
+PERSONAL_FIELDS = frozenset({"visitor_id_number"})
+
 Publish = Callable[[str, Mapping[str, Any]], None]
 
 
@@ -377,16 +380,23 @@ class SitePolicy:
                 entities = new_doc.get(kind) or []
                 summary[kind] = [e["id"] for e in entities if gone(e)]
                 new_doc[kind] = [e for e in entities if not gone(e)]
+            upserts: dict[str, list[dict[str, Any]]] = {}
+            for person in new_doc.get("people") or []:  # the master keeps no contacts
+                if person["id"] in residents and policyrules.strip_contacts(person):
+                    upserts.setdefault("people", []).append(person)
+            summary["contacts_cleared"] = [p["id"] for p in upserts.get("people", [])]
             self._check(new_doc)
             audit = AuditEntry(
                 actor, "apartments.reset", f"apartments/{apartment_id}", dict(summary)
             )
             deletes = {kind: list(summary[kind]) for kind in goes}
-            return Edit(new_doc, [audit], deletes=deletes, result=summary)
+            edit = Edit(new_doc, [audit], deletes=deletes, upserts=upserts, result=summary)
+            edit.result = (summary, sorted(residents))
+            return edit
 
-        _, summary = await self._commit(prepare)
+        _, (summary, residents) = await self._commit(prepare)
         summary["events_redacted"] = await self.store.redact_apartment_events(
-            apartment_id, actor=actor
+            apartment_id, actor=actor, people=residents
         )
         return dict(summary)
 
@@ -411,6 +421,8 @@ def _redacted(entity: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in entity.items():
         if key.endswith("_hmac"):
             out[key] = f"{str(value)[:8]}…"
+        elif key in PERSONAL_FIELDS:  # personal data: that it was set, never its value
+            out[key] = "(set)"
         else:
             out[key] = value
     return out

@@ -181,3 +181,131 @@ async def test_hostile_list_queries_are_400s(api: Api) -> None:
         assert resp.status == 400, query
     long = await api.client.get(f"{V1}/people?q={'%00' * 2000}", headers=viewer)
     assert long.status == 200
+
+
+async def test_reset_removes_the_alarms_and_alarm_events_of_its_people(api: Api) -> None:
+    admin = api.token("admin")
+    kid = {"id": "p-kid", "kind": "resident", "apartment": "B1-203", "role": "member",
+           "name": "Kid", "groups": ["g-b1"]}  # fmt: skip
+    assert (await api.client.post(f"{V1}/people", json=kid, headers=admin)).status == 201
+    # a duress alarm names its person in the alarm record and the alarm event
+    for person in ("p-judy", "p-kid", "p-cathy"):
+        await api.site.log.raise_alarm(
+            "duress", source="gate", door="gate", detail={"person": person}
+        )
+    before = (await j(await api.client.get(f"{V1}/alarms", headers=admin)))["items"]
+    assert len(before) == 4  # the fixture's held_open alarm and three duress alarms
+    resp = await api.client.post(f"{V1}/apartments/B1-203/reset", headers=admin)
+    assert resp.status == 200, await resp.text()
+    summary = await j(resp)
+    assert summary["people"] == ["p-kid"]
+    after = (await j(await api.client.get(f"{V1}/alarms", headers=admin)))["items"]
+    assert sorted(a.get("detail", {}).get("person") or a["kind"] for a in after) == [
+        "held_open",
+        "p-cathy",
+    ]
+    events = (await j(await api.client.get(f"{V1}/events?type=alarm", headers=admin)))["items"]
+    text = json.dumps(events)
+    assert "p-judy" not in text and "p-kid" not in text and "p-cathy" in text
+    assert (await j(await api.client.get(f"{V1}/people/p-judy", headers=admin)))["id"] == "p-judy"
+    audit = (await j(await api.client.get(f"{V1}/audit", headers=admin)))["items"]
+    redaction = next(a for a in audit if a["action"] == "apartment.redact_events")
+    assert redaction["detail"]["alarms"] == 2
+
+
+async def test_family_member_limit_is_a_422_and_methods_refuse_at_the_door(api: Api) -> None:
+    admin = api.token("admin")
+    apt = await j(await api.client.get(f"{V1}/apartments/B1-203", headers=admin))
+    apt.update(max_members=1, methods=["rf_card"])
+    assert (await api.client.put(f"{V1}/apartments/B1-203", json=apt, headers=admin)).status == 200
+    one = {"id": "p-one", "kind": "resident", "apartment": "B1-203", "role": "member"}
+    assert (await api.client.post(f"{V1}/people", json=one, headers=admin)).status == 201
+    two = {**one, "id": "p-two"}
+    resp = await api.client.post(f"{V1}/people", json=two, headers=admin)
+    assert resp.status == 422
+    assert "at most 1 family member" in await resp.text()
+    # Judy's PIN: the apartment enables cards only
+    present = {"reader": "gate-in", "kind": "pin", "value": "4711"}
+    answer = await j(await api.client.post(f"{V1}/presentations", json=present, headers=admin))
+    assert answer["granted"] is False
+    assert answer["reason"] == "method_disabled_for_apartment"
+
+
+async def test_batch_edit_sets_one_change_on_many_apartments_in_one_version(api: Api) -> None:
+    admin = api.token("admin")
+    before = (await j(await api.client.get(f"{V1}/health")))["policy_version"]
+    changes = {"valid_until": "2027-01-31T00:00:00", "auto_delete": True, "max_members": 4}
+    body = {"ids": ["B1-203", "B1-101"], "set": changes}
+    resp = await api.client.post(f"{V1}/batch/apartments", json=body, headers=admin)
+    assert resp.status == 200, await resp.text()
+    assert (await j(resp))["updated"] == ["B1-203", "B1-101"]
+    assert (await j(await api.client.get(f"{V1}/health")))["policy_version"] == before + 1
+    for apt_id in ("B1-203", "B1-101"):
+        apt = await j(await api.client.get(f"{V1}/apartments/{apt_id}", headers=admin))
+        assert apt["auto_delete"] is True and apt["max_members"] == 4
+    audit = (await j(await api.client.get(f"{V1}/audit", headers=admin)))["items"]
+    assert [a["action"] for a in audit].count("apartments.batch_update") == 1
+    # nothing half-applied: one unknown apartment refuses the whole batch
+    bad = {"ids": ["B1-203", "nope"], "set": {"auto_delete": False}}
+    resp = await api.client.post(f"{V1}/batch/apartments", json=bad, headers=admin)
+    assert resp.status == 422
+    apt = await j(await api.client.get(f"{V1}/apartments/B1-203", headers=admin))
+    assert apt["auto_delete"] is True
+    for hostile in ({"ids": [], "set": {"auto_delete": False}}, {"ids": ["B1-203"], "set": {}},
+                    {"ids": ["B1-203"], "set": {"name": "x"}},
+                    {"ids": ["B1-203"], "set": {"max_members": -1}}):  # fmt: skip
+        resp = await api.client.post(f"{V1}/batch/apartments", json=hostile, headers=admin)
+        assert resp.status == 400, hostile
+    viewer = api.token("viewer")
+    assert (
+        await api.client.post(f"{V1}/batch/apartments", json=body, headers=viewer)
+    ).status == 403
+
+
+async def test_lock_report_lists_what_a_lock_family_cannot_take(api: Api) -> None:
+    admin = api.token("admin")
+    doc = await j(await api.client.get(f"{V1}/policy", headers=admin))
+    doc["settings"]["lock_families"] = {"lobby": "dormakaba", "plant": "itec"}
+    doc["credentials"].append(
+        {"id": "c-long", "person": "p-cathy", "kind": "rf_card", "value": "12345678901234567890"}
+    )
+    doc["credentials"].append({"id": "c-six", "person": "p-judy", "kind": "pin", "value": "135790"})
+    assert (await api.client.put(f"{V1}/policy", json=doc, headers=admin)).status == 200
+    viewer = api.token("viewer")
+    dorma = await j(await api.client.get(f"{V1}/locks/dormakaba/report", headers=viewer))
+    assert dorma["doors"] == ["lobby"]
+    assert dorma["checked"] == 4  # Judy's two PINs, Cathy's two cards
+    bad = {u["credential"]: u["reason"] for u in dorma["unsyncable"]}
+    assert set(bad) == {"c1", "c2"}  # a 4-digit PIN, an 8-character card
+    assert "6 digits" in bad["c1"] and "20 characters" in bad["c2"]
+    itec = await j(await api.client.get(f"{V1}/locks/itec/report", headers=viewer))
+    assert itec["doors"] == ["plant"]  # only Cathy (staff) reaches the plant room
+    assert {u["credential"] for u in itec["unsyncable"]} == {"c-long"}  # 20 > 16 characters
+    text = json.dumps([dorma, itec])
+    assert "4711" not in text and "00209CBF" not in text and "135790" not in text
+    unknown = await api.client.get(f"{V1}/locks/abloy/report", headers=viewer)
+    assert unknown.status == 404
+    # a door that is not in site.toml is refused
+    doc["settings"]["lock_families"] = {"nowhere": "itec"}
+    resp = await api.client.put(f"{V1}/policy", json=doc, headers=admin)
+    assert resp.status == 422
+    assert "lock_families" in await resp.text()
+
+
+async def test_the_visitor_id_number_never_reaches_the_audit_log(api: Api) -> None:
+    admin = api.token("admin")
+    key = {"id": "t-v", "name": "Visitor", "kind": "pin", "code": "94444444",
+           "visitor_id_number": "X1234567Z", "doors": ["gate"],
+           "schedule": {"repeat": "daily", "start": "00:00", "end": "23:59"}}  # fmt: skip
+    resp = await api.client.post(f"{V1}/temp-keys", json=key, headers=admin)
+    assert resp.status == 201, await resp.text()
+    got = await j(await api.client.get(f"{V1}/temp-keys/t-v", headers=admin))
+    assert got["visitor_id_number"] == "X1234567Z"
+    present = {"reader": "gate-in", "kind": "pin", "value": "94444444"}
+    answer = await j(await api.client.post(f"{V1}/presentations", json=present, headers=admin))
+    assert answer["granted"]
+    events = (await j(await api.client.get(f"{V1}/events?type=access", headers=admin)))["items"]
+    assert events[0]["detail"]["temp_key"] == "t-v"  # a temp key's door log: by its id
+    audit = await api.client.get(f"{V1}/audit", headers=admin)
+    assert "X1234567Z" not in await audit.text()
+    assert "X1234567Z" not in json.dumps(events)
