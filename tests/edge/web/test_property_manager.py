@@ -3,9 +3,14 @@ the library's search, privacy of PIN clashes, third-party lock formats."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from typing import Any
 
+import pytest
+
+from edge import daemon
 from tests.edge.web.conftest import Api
 
 V1 = "/api/v1"
@@ -309,3 +314,33 @@ async def test_the_visitor_id_number_never_reaches_the_audit_log(api: Api) -> No
     audit = await api.client.get(f"{V1}/audit", headers=admin)
     assert "X1234567Z" not in await audit.text()
     assert "X1234567Z" not in json.dumps(events)
+
+
+async def test_a_standalone_site_deletes_residents_when_an_auto_delete_lease_ends(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = api.token("admin")
+    ended = {"valid_from": "2025-01-01T00:00:00", "valid_until": "2026-01-01T00:00:00"}
+    body = {"ids": ["B1-101"], "set": {**ended, "auto_delete": False}}
+    assert (await api.client.post(f"{V1}/batch/apartments", json=body, headers=admin)).status == 200
+    body = {"ids": ["B1-203"], "set": {**ended, "auto_delete": True}}
+    assert (await api.client.post(f"{V1}/batch/apartments", json=body, headers=admin)).status == 200
+    monkeypatch.setattr(daemon, "LEASE_SWEEP_S", 0.01)
+    sweeper = asyncio.create_task(daemon._lease_sweep(api.site), name="test-lease-sweep")
+    try:
+        for _ in range(200):
+            if not any(p["id"] == "p-judy" for p in api.site.list_entities("people")):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+    people = {p["id"] for p in api.site.list_entities("people")}
+    assert people == {"p-cathy"}  # Judy's lease ended with auto-delete; B1-101 has nobody
+    assert {c["id"] for c in api.site.list_entities("credentials")} == {"c2"}
+    audit = await j(await api.client.get(f"{V1}/audit?actor=system:lease", headers=admin))
+    (entry,) = audit["items"]
+    assert entry["action"] == "apartments.lease_delete"
+    assert entry["detail"]["people"] == ["p-judy"]
+    assert await api.site.pm.sweep_leases() == {}  # nothing more to do
