@@ -16,8 +16,7 @@ Values are never searched or shown: a hashed credential carries only its HMAC an
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -194,29 +193,24 @@ def _validity(key: Mapping[str, Any], now: datetime, tz: ZoneInfo) -> str:
 _NAME_FIELDS = {"holder": "holder", "creator": "created_by", "visitor": "name"}
 
 
-def _matches(row: _Row, filters: Mapping[str, str], now: datetime, tz: ZoneInfo) -> bool:
-    entity = row.entity
-    for name, wanted in filters.items():
-        if name in _NAME_FIELDS:  # substrings of names
-            source = _NAME_FIELDS[name]
-            have = row.joined.get(source) if name == "holder" else entity.get(source)
-            if wanted.casefold() not in str(have or "").casefold():
-                return False
-        elif name == "group":
-            if wanted not in (entity.get("groups") or []):
-                return False
-        elif name == "valid":
-            if _validity(entity, now, tz) != wanted:
-                return False
-        elif name == "repeat":
-            if (entity.get("schedule") or {}).get("repeat") != wanted:
-                return False
-        elif name in ("building", "apartment"):
-            if row.joined.get(name) != wanted.casefold():
-                return False
-        elif str(entity.get(name) or "") != wanted:  # person, kind: exact
-            return False
-    return True
+def _predicate(name: str, wanted: str, now: datetime, tz: ZoneInfo) -> Callable[[_Row], bool]:
+    """The test of one filter, chosen once per request (not once per row)."""
+    if name == "holder":
+        needle = wanted.casefold()
+        return lambda r: needle in r.joined.get("holder", "")
+    if name in _NAME_FIELDS:  # substrings of names
+        source, needle = _NAME_FIELDS[name], wanted.casefold()
+        return lambda r: needle in str(r.entity.get(source) or "").casefold()
+    if name == "group":
+        return lambda r: wanted in (r.entity.get("groups") or ())
+    if name == "valid":
+        return lambda r: _validity(r.entity, now, tz) == wanted
+    if name == "repeat":
+        return lambda r: (r.entity.get("schedule") or {}).get("repeat") == wanted
+    if name in ("building", "apartment"):
+        folded = wanted.casefold()
+        return lambda r: r.joined.get(name) == folded
+    return lambda r: str(r.entity.get(name) or "") == wanted  # person, kind: exact
 
 
 def search(
@@ -224,14 +218,14 @@ def search(
 ) -> dict[str, Any]:
     """``{"items": [...], "total": n}``: the page of ``kind`` that ``query`` asks for.
 
-    Items are copies in document order; ``total`` counts every match before paging.
+    Items are in document order and are the index's own dicts (serialise them, never
+    change them); ``total`` counts every match before paging.
     """
-    needle = query.q.casefold() if query.q else None
-    found = [
-        row.entity
-        for row in index.rows[kind]
-        if (needle is None or needle in row.text)
-        and (not query.filters or _matches(row, query.filters, now, tz))
-    ]
+    rows = index.rows[kind]
+    if query.q:
+        needle = query.q.casefold()
+        rows = [r for r in rows if needle in r.text]
+    for name, wanted in query.filters.items():  # each filter narrows the rows left
+        rows = list(filter(_predicate(name, wanted, now, tz), rows))
     end = None if query.limit is None else query.offset + query.limit
-    return {"items": copy.deepcopy(found[query.offset : end]), "total": len(found)}
+    return {"items": [r.entity for r in rows[query.offset : end]], "total": len(rows)}
