@@ -51,3 +51,20 @@ async def test_family_member_limit_is_a_422(admin: Admin) -> None:
     member = {"id": "p-kid", "kind": "resident", "apartment": "B1-203", "role": "member"}
     answer = await admin.call("POST", "/sites/s1/people", member, status=422)
     assert "max_members" in str(answer)
+
+
+async def test_entity_lists_search_and_page_as_on_the_edge(server: Server, admin: Admin) -> None:
+    await site_with_policy(admin)
+    url = server.url + "/api/v1/sites/s1/credentials"
+    http = admin.http
+    async with http.get(url, params={"kind": "pin", "holder": "JUD", "limit": "1"}) as resp:
+        assert resp.status == 200
+        assert [c["id"] for c in await resp.json()] == ["c1"]
+        assert resp.headers["Doorkeep-Total"] == "1"
+    async with http.get(url, params={"offset": "1"}) as resp:
+        assert [c["id"] for c in await resp.json()] == ["c2"]
+        assert resp.headers["Doorkeep-Total"] == "2"
+    for bad in ({"colour": "red"}, {"limit": "0"}, {"limit": "x"}, {"kind": "password"}):
+        async with http.get(url, params=bad) as resp:
+            assert resp.status == 400, bad
+            assert (await resp.json())["error"]["code"] == "bad_query"
