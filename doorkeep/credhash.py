@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from doorkeep import cards
+from doorkeep.credfacts import value_facts
 from doorkeep.errors import PolicyError, PolicyIssue
 
 
@@ -47,6 +48,7 @@ def hash_document(doc: Mapping[str, Any], secret: bytes) -> dict[str, Any]:
         value = cred.pop("value")
         try:
             cred["value_hmac"] = credential_hmac(secret, cred["kind"], value)
+            cred["value_facts"] = value_facts(cred["kind"], value)
             if cred["kind"] == "pin":
                 cred["duress_hmac"] = credential_hmac(secret, "pin", duress_pin(value))
         except (ValueError, KeyError) as err:

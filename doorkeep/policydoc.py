@@ -27,7 +27,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from doorkeep import cards
+from doorkeep import cards, policyrules
 from doorkeep.credhash import credential_hmac, duress_pin, hash_document
 from doorkeep.errors import PolicyError, PolicyIssue
 from doorkeep.policytext import MAX_DEPTH, loads, text_issues
@@ -263,6 +263,7 @@ class _Checker:
         self.temp_keys()
         self.reservations()
         self.holidays_and_hold_open()
+        self.issues += policyrules.issues(self.doc, self.known, self.door_ref)
         return self.issues
 
     def door_ref(self, entity: str, field: str, door: str) -> None:
@@ -367,10 +368,10 @@ class _Checker:
                 continue
             scope = apartment_of.get(person) if (kind == "pin" and apt_mode) else None
             full = (scope, *key)
-            if full in seen:
-                what = "PIN" if kind == "pin" else "value"
+            if full in seen:  # never say whose: that would tell who holds this PIN
+                what = "PIN" if kind == "pin" else f"{kind} value"
                 where = " in this apartment" if scope else ""
-                self.add(name, "value", f"same {what} as {seen[full]}{where}: must be unique")
+                self.add(name, "value", f"this {what} is already taken{where}: choose another")
             else:
                 seen[full] = name
         self.seen_values = seen
@@ -415,19 +416,14 @@ class _Checker:
                 duress_any.setdefault(forced_key, name)
         for key, name in pins.items():
             if key in duress:
-                self.add(name, "value", f"is the duress PIN (PIN plus one) of {duress[key]}")
+                self.add(name, "value", "this PIN is taken (another PIN's duress code)")
         for name, temp in self.items("temp_keys"):
             if temp["kind"] != "pin":
                 continue
             code = temp.get("code")
             code_key = self.code_key(code) if code is not None else temp.get("code_hmac")
             if code_key in duress_any:
-                self.add(
-                    name,
-                    "code",
-                    f"is the duress PIN (PIN plus one) of {duress_any[code_key]}: "
-                    "choose another code",
-                )
+                self.add(name, "code", "this code is taken (a PIN's duress code): choose another")
 
     def code_key(self, pin: str) -> str:
         """How a PIN-space code is compared: its HMAC when the secret is known."""
@@ -516,7 +512,7 @@ class _Checker:
             if vkey is not None:
                 full = (None, *vkey)
                 if full in seen:
-                    self.add(name, "code", f"same code as {seen[full]}: must be unique")
+                    self.add(name, "code", "this code is already taken: choose another")
                 seen[full] = name
 
     def reservations(self) -> None:

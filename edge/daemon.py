@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 POLICY_WATCH_S = 2.0  # how often the daemon looks for a policy committed by another process
 HOLD_OPEN_CHECK_S = 5.0
 RETENTION_EVERY_S = 3600.0
+LEASE_SWEEP_S = 300.0  # how often ended leases with auto-delete are looked for
 WATCHDOG_S = 10.0
 #: A bus transaction is bounded by its timeouts (at most a few seconds); one running this
 #: long means its owner is stuck.
@@ -99,6 +100,17 @@ async def _retention(site: Site) -> None:
         except Exception:
             log.exception("retention run failed")
         await asyncio.sleep(RETENTION_EVERY_S)
+
+
+async def _lease_sweep(site: Site) -> None:
+    """Remove the residents of apartments whose lease ended with auto-delete (a
+    standalone site; an enrolled one leaves it to the cloud's reconcile job)."""
+    while True:
+        try:
+            await site.pm.sweep_leases()
+        except Exception:
+            log.exception("lease sweep failed")
+        await asyncio.sleep(LEASE_SWEEP_S)
 
 
 async def _watchdog(site: Site) -> None:
@@ -189,6 +201,7 @@ async def run_daemon(
                 tg.create_task(_policy_watcher(site), name="policy-watcher"),
                 tg.create_task(_hold_open(site), name="hold-open"),
                 tg.create_task(_retention(site), name="retention"),
+                tg.create_task(_lease_sweep(site), name="lease-sweep"),
                 tg.create_task(_watchdog(site), name="watchdog"),
             ]
             sd_notify("READY=1")

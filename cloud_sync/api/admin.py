@@ -6,8 +6,11 @@ validates the whole document, signs a new bundle and writes the audit line.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -21,9 +24,10 @@ from cloud_sync.api.common import (
     read_json,
     site_id,
 )
-from doorkeep import policydoc
+from cloud_sync.reconcile import _site_tz as site_tz
+from doorkeep import credfacts, listing, policydoc, policyrules
 from doorkeep.errors import Conflict, NotFound, PolicyError
-from doorkeep.web import ErrorCode, check_int64, error_response
+from doorkeep.web import ApiError, ErrorCode, check_int64, error_response
 
 
 @HANDLERS
@@ -98,11 +102,40 @@ def _find(doc: dict[str, Any], kind: str, key: str) -> dict[str, Any]:
     raise NotFound(f"no {kind} entry {key!r}")
 
 
+def _list_query(kind: str, raw: Mapping[str, str]) -> listing.Query:
+    """The edge's list contract (doorkeep/listing.py) from the query string."""
+    params: dict[str, Any] = dict(raw)
+    for name in ("limit", "offset"):
+        if name in params:
+            try:
+                params[name] = int(params[name])
+            except ValueError:
+                raise ApiError(
+                    400, ErrorCode.BAD_QUERY, f"{name} must be an integer", name
+                ) from None
+    try:
+        return listing.Query.of(kind, params)
+    except ValueError as err:
+        raise ApiError(400, ErrorCode.BAD_QUERY, str(err)) from None
+
+
 @HANDLERS
 async def list_entities(request: web.Request) -> web.Response:
+    """The list (a JSON array, as before), searched and paged as on the edge; the
+    number of matches before paging is the ``Doorkeep-Total`` header."""
     kind = _kind(request)
+    query = _list_query(kind, request.query) if kind in listing.FILTERS else None
     version, digest, doc = await request.app[STORE].policy(site_id(request))
-    return web.json_response(doc.get(kind) or [], headers=policy_headers(version, digest))
+    headers = policy_headers(version, digest)
+    if query is None:  # holidays, hold_open: not a searchable list
+        return web.json_response(doc.get(kind) or [], headers=headers)
+    (status,) = await request.app[STORE].site_status(site_id(request))
+    tz = site_tz(status)  # temp-key validity: naive times are the site's wall clock
+    answer = await asyncio.to_thread(
+        lambda: listing.search(listing.EntityIndex(doc), kind, query, now=datetime.now(tz), tz=tz)
+    )
+    headers["Doorkeep-Total"] = str(answer["total"])
+    return web.json_response(answer["items"], headers=headers)
 
 
 @HANDLERS
@@ -124,12 +157,18 @@ async def _put(
     def mutate(doc: dict[str, Any]) -> dict[str, Any]:
         items = doc.setdefault(kind, [])
         keys = [policydoc.entity_key(kind, e) for e in items]
+        old = items[keys.index(key)] if key in keys else None
         if key in keys:
             if create:
                 raise Conflict(f"{kind} entry {key!r} exists already; PUT it to replace it")
             items[keys.index(key)] = body
         else:
             items.append(body)
+            if kind == "buildings" and policyrules.needs_default_group(doc, key):
+                # POLICY.md: every building has its default group; doors added later
+                doc.setdefault("groups", []).append(policyrules.default_group(doc, body))
+        if kind == "credentials" and key in keys:
+            items[keys.index(key)] = credfacts.carry_facts(old, body)
         return doc
 
     site = site_id(request)

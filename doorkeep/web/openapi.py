@@ -63,6 +63,9 @@ def _parameters(
             schema["pattern"] = q.pattern
         if q.name == "limit":
             schema.update(minimum=1, maximum=1000)
+        schema.update(
+            {k: v for k, v in (("minimum", q.minimum), ("maximum", q.maximum)) if v is not None}
+        )
         params.append(
             {"name": q.name, "in": "query", "description": q.description, "schema": schema}
         )

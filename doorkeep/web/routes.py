@@ -34,6 +34,8 @@ class Param:
     enum: tuple[str, ...] = ()
     fmt: str | None = None
     pattern: str | None = None  # a regular expression the whole value matches
+    minimum: int | None = None  # integers: the bounds the API refuses outside of
+    maximum: int | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _QUERY_TYPES:

@@ -55,6 +55,8 @@ class Reason(StrEnum):
     LEASE_NOT_STARTED = "lease_not_started"
     LEASE_ENDED = "lease_ended"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    # the resident's apartment does not enable this credential kind (apartment "methods")
+    METHOD_DISABLED_FOR_APARTMENT = "method_disabled_for_apartment"
     UHF_CARD_REQUIRED = "uhf_card_required"
     NO_ACCESS = "no_access"
     OUTSIDE_SCHEDULE = "outside_schedule"
@@ -315,8 +317,14 @@ def _check_lease(ctx: _Ctx, person: Person, cred: Credential) -> Reason | None:
 
 
 def _check_method(ctx: _Ctx, person: Person, cred: Credential) -> Reason | None:
-    del person, cred
-    return None if ctx.p.kind in ctx.door.methods else Reason.METHOD_NOT_ALLOWED
+    del cred
+    if ctx.p.kind not in ctx.door.methods:
+        return Reason.METHOD_NOT_ALLOWED
+    apartment = ctx.policy.apartments.get(person.apartment or "")
+    methods = apartment.methods if apartment is not None else None
+    if methods is not None and ctx.p.kind not in methods:
+        return Reason.METHOD_DISABLED_FOR_APARTMENT
+    return None
 
 
 def _check_plate(ctx: _Ctx, person: Person, cred: Credential) -> Reason | None:

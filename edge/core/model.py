@@ -102,6 +102,7 @@ class Apartment:
     building: str
     number: str | None
     lease: Window
+    methods: frozenset[str] | None = None  # kinds its residents may use; None: every kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +281,7 @@ def build_snapshot(
                 a["building"],
                 a.get("number"),
                 _window(tz, a.get("valid_from"), a.get("valid_until")),
+                None if a.get("methods") is None else frozenset(a["methods"]),
             )
             for a in doc.get("apartments") or []
         },

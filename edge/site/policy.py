@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from doorkeep import policydoc
+from doorkeep import credfacts, policydoc, policyrules
 from doorkeep.errors import Conflict, NotFound, PolicyError, PolicyIssue
 from edge.core.model import DoorSpec, PolicySnapshot, ReaderSpec, build_snapshot
 from edge.store import AuditEntry, EdgeStore
@@ -41,11 +41,14 @@ ENTITY_KINDS: Mapping[str, str] = {
     "hold_open": "hold_open",
 }
 
+#: Entity fields that are personal data: the audit log records that they were set only.
+PERSONAL_FIELDS = frozenset({"visitor_id_number"})
+
 Publish = Callable[[str, Mapping[str, Any]], None]
 
 
 @dataclass(slots=True)
-class _Edit:
+class Edit:
     """One worked-out change: the new hashed document and what the store must write."""
 
     doc: dict[str, Any]
@@ -58,7 +61,7 @@ class _Edit:
 
 # Works out an edit from the current document; runs in a worker thread, so it must only
 # read the document it is given (never mutate it) and raise to refuse the change.
-Prepare = Callable[[Mapping[str, Any]], _Edit]
+Prepare = Callable[[Mapping[str, Any]], Edit]
 
 
 class SitePolicy:
@@ -78,6 +81,7 @@ class SitePolicy:
         self._secret = secret
         self._tz = tz
         self._door_specs, self._reader_specs = doors, readers
+        self.door_specs: tuple[DoorSpec, ...] = tuple(doors)
         self._publish = publish
         state = store.load_policy()
         self._doc: dict[str, Any] = dict(state.doc)
@@ -126,6 +130,11 @@ class SitePolicy:
     def get_entity(self, kind: str, key: str) -> dict[str, Any]:
         return copy.deepcopy(_find(self._doc, kind, key))
 
+    def current(self) -> Mapping[str, Any]:
+        """The hashed document in force, not a copy: read it, never change it (every
+        change replaces it whole, so a reader in a worker thread sees one version)."""
+        return self._doc
+
     # --- committing --------------------------------------------------------------------
 
     async def _commit(self, prepare: Prepare, *, local: bool = True) -> tuple[int, Any]:
@@ -151,9 +160,19 @@ class SitePolicy:
             self._publish("policy", {"version": version, "digest": digest})
         return version, edit.result
 
+    async def change(self, prepare: Prepare) -> tuple[int, Any]:
+        """Commit an edit that ``prepare`` works out (in a worker thread) from the
+        current document: validated, stored with its audit rows, swapped in whole."""
+        self._check_local()
+        return await self._commit(prepare)
+
+    def check(self, doc: Any) -> None:
+        """PolicyError listing every problem of ``doc`` against this site's doors."""
+        self._check(doc)
+
     def _prepare(
         self, prepare: Prepare, doc: Mapping[str, Any], version: int
-    ) -> tuple[_Edit, str, PolicySnapshot]:
+    ) -> tuple[Edit, str, PolicySnapshot]:
         edit = prepare(doc)
         digest = policydoc.policy_digest(edit.doc)
         try:
@@ -171,11 +190,11 @@ class SitePolicy:
         if local:
             self._check_local()
 
-        def prepare(_current: Mapping[str, Any]) -> _Edit:
+        def prepare(_current: Mapping[str, Any]) -> Edit:
             self._check(doc)
             hashed = policydoc.hash_document(doc, self._secret)
             counts = {k: len(hashed.get(k) or []) for k in policydoc.ENTITY_KINDS}
-            return _Edit(
+            return Edit(
                 hashed,
                 [AuditEntry(actor, "policy.apply", "policy", counts)],
                 upserts={k: hashed.get(k) or [] for k in policydoc.ENTITY_KINDS},
@@ -224,13 +243,11 @@ class SitePolicy:
     async def put_settings(self, settings: Mapping[str, Any], *, actor: str) -> dict[str, Any]:
         self._check_local()
 
-        def prepare(current: Mapping[str, Any]) -> _Edit:
+        def prepare(current: Mapping[str, Any]) -> Edit:
             new_doc = copy.deepcopy(dict(current))
             new_doc["settings"] = {**policydoc.settings_of(current), **dict(settings)}
             self._check(new_doc)
-            return _Edit(
-                new_doc, [AuditEntry(actor, "settings.update", "settings", dict(settings))]
-            )
+            return Edit(new_doc, [AuditEntry(actor, "settings.update", "settings", dict(settings))])
 
         await self._commit(prepare)
         return self.settings()
@@ -250,25 +267,52 @@ class SitePolicy:
                 f"{key_field} in the body ({entity[key_field]!r}) differs from the URL ({key!r})"
             )
 
-        def prepare(current: Mapping[str, Any]) -> _Edit:
+        def prepare(current: Mapping[str, Any]) -> Edit:
             new_doc = copy.deepcopy(dict(current))
             items = new_doc.setdefault(doc_kind, [])
             existing = [i for i, e in enumerate(items) if policydoc.entity_key(doc_kind, e) == key]
+            entity_now = entity
             if existing:
-                items[existing[0]] = entity
+                if doc_kind == "credentials":
+                    entity_now = credfacts.carry_facts(items[existing[0]], entity)
+                items[existing[0]] = entity_now
             else:
                 items.append(entity)
+            extra = self._companions(new_doc, doc_kind, key, entity, actor)
             # One validation over the document as it would be, plaintext entity included
             # (the secret lets uniqueness compare it with the hashed ones), then hash it.
             self._check(new_doc)
-            hashed = policydoc.hash_document({doc_kind: [entity]}, self._secret)[doc_kind][0]
-            items[existing[0] if existing else -1] = hashed
+            hashed = policydoc.hash_document({doc_kind: [entity_now]}, self._secret)[doc_kind][0]
+            index = existing[0] if existing else items.index(entity)
+            items[index] = hashed
             action = f"{doc_kind}.{'update' if existing else 'create'}"
             audit = AuditEntry(actor, action, f"{doc_kind}/{key}", _redacted(hashed))
-            return _Edit(new_doc, [audit], upserts={doc_kind: [hashed]}, result=hashed)
+            edit = Edit(new_doc, [audit], upserts={doc_kind: [hashed]}, result=hashed)
+            for kind_, item, entry in extra:
+                edit.upserts.setdefault(kind_, []).append(item)
+                edit.audit.append(entry)
+            return edit
 
         _, hashed_entity = await self._commit(prepare)
         return copy.deepcopy(dict(hashed_entity))
+
+    def _companions(
+        self,
+        new_doc: dict[str, Any],
+        doc_kind: str,
+        key: str,
+        entity: Mapping[str, Any],
+        actor: str,
+    ) -> list[tuple[str, dict[str, Any], AuditEntry]]:
+        """What a new entity brings along, added to ``new_doc``: a new building its
+        default group of the building's public doors (site.toml ``building``)."""
+        if doc_kind != "buildings" or not policyrules.needs_default_group(new_doc, key):
+            return []
+        doors = [d.id for d in self._door_specs if d.building == key]
+        group = policyrules.default_group(new_doc, entity, doors)
+        new_doc.setdefault("groups", []).append(group)
+        target = f"groups/{group['id']}"
+        return [("groups", group, AuditEntry(actor, "groups.create", target, dict(group)))]
 
     async def delete_entity(self, kind: str, key: str, *, actor: str) -> None:
         """Delete one entity. Deleting a person deletes their credentials and bookings;
@@ -276,7 +320,7 @@ class SitePolicy:
         self._check_local()
         doc_kind = _doc_kind(kind)
 
-        def prepare(current: Mapping[str, Any]) -> _Edit:
+        def prepare(current: Mapping[str, Any]) -> Edit:
             entity = _find(current, kind, key)
             if doc_kind == "groups" and entity.get("building_default"):
                 raise Conflict(
@@ -284,7 +328,7 @@ class SitePolicy:
                     f"{entity['building_default']}: it cannot be deleted (edit its doors instead)"
                 )
             new_doc = copy.deepcopy(dict(current))
-            edit = _Edit(
+            edit = Edit(
                 new_doc,
                 [AuditEntry(actor, f"{doc_kind}.delete", f"{doc_kind}/{key}", None)],
                 deletes={doc_kind: [key]},
@@ -318,7 +362,7 @@ class SitePolicy:
         people, its temp keys and its door logs; the audit log keeps all of it."""
         self._check_local()
 
-        def prepare(current: Mapping[str, Any]) -> _Edit:
+        def prepare(current: Mapping[str, Any]) -> Edit:
             _find(current, "apartments", apartment_id)
             people = [p for p in current.get("people") or [] if p.get("apartment") == apartment_id]
             members = {p["id"] for p in people if p.get("role") != "master"}
@@ -336,16 +380,23 @@ class SitePolicy:
                 entities = new_doc.get(kind) or []
                 summary[kind] = [e["id"] for e in entities if gone(e)]
                 new_doc[kind] = [e for e in entities if not gone(e)]
+            upserts: dict[str, list[dict[str, Any]]] = {}
+            for person in new_doc.get("people") or []:  # the master keeps no contacts
+                if person["id"] in residents and policyrules.strip_contacts(person):
+                    upserts.setdefault("people", []).append(person)
+            summary["contacts_cleared"] = [p["id"] for p in upserts.get("people", [])]
             self._check(new_doc)
             audit = AuditEntry(
                 actor, "apartments.reset", f"apartments/{apartment_id}", dict(summary)
             )
             deletes = {kind: list(summary[kind]) for kind in goes}
-            return _Edit(new_doc, [audit], deletes=deletes, result=summary)
+            edit = Edit(new_doc, [audit], deletes=deletes, upserts=upserts, result=summary)
+            edit.result = (summary, sorted(residents))
+            return edit
 
-        _, summary = await self._commit(prepare)
+        _, (summary, residents) = await self._commit(prepare)
         summary["events_redacted"] = await self.store.redact_apartment_events(
-            apartment_id, actor=actor
+            apartment_id, actor=actor, people=residents
         )
         return dict(summary)
 
@@ -370,6 +421,8 @@ def _redacted(entity: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in entity.items():
         if key.endswith("_hmac"):
             out[key] = f"{str(value)[:8]}…"
+        elif key in PERSONAL_FIELDS:  # personal data: that it was set, never its value
+            out[key] = "(set)"
         else:
             out[key] = value
     return out

@@ -47,6 +47,7 @@ from edge.site.log import EventLog
 from edge.site.logbook import LogBook
 from edge.site.metrics import SiteMetrics
 from edge.site.parking import Parking
+from edge.site.pm import PropertyManager
 from edge.site.policy import SitePolicy
 from edge.store import EdgeStore, StorageUnavailable
 
@@ -137,6 +138,7 @@ class Site:
         self.memory = Memory.from_rows(memory_rows)
         # car parks counted by their readers' grants (edge/site/parking.py)
         self.parking = Parking(config.parking, memory_rows, tz=config.tz)
+        self.pm = PropertyManager(self.policy, clock=self.clock, tz=config.tz)
         # the clock guard (edge/core/clock.py): a presentation's simulated ``at`` never
         # reaches it, only readings of the real clocks do
         self.clock_guard = ClockGuard(self.clock_source, store, self.log)

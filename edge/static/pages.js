@@ -3,6 +3,7 @@ import { act, api, field, put, badge, can, errorText, fmt, h, live, s, state, ta
 import { entityPage, ENTITY_PAGES } from "./entities.js";
 import { parkingPanel } from "./parking.js";
 import { readersPanel } from "./readers.js";
+import { locksPage } from "./locks.js";
 
 // -- onboarding and login -------------------------------------------------------------------
 
@@ -468,5 +469,6 @@ export const PAGES = {
   hardware: hardwarePage,
   logs: logsPage,
   settings: settingsPage,
+  locks: locksPage,
   ...Object.fromEntries(Object.keys(ENTITY_PAGES).map((k) => [k, (root) => entityPage(root, k)])),
 };

@@ -21,7 +21,7 @@ from edge.store._schema import DETAIL_KEYS
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 # Events deleted per retention transaction: small enough that a card read queued
 # behind it waits milliseconds, not seconds.
@@ -215,18 +215,35 @@ def verify(conn: sqlite3.Connection, epoch: str) -> ChainReport:
 
 
 def redact_apartment(
-    conn: sqlite3.Connection, apartment: str, *, actor: str, clock: Callable[[], datetime]
+    conn: sqlite3.Connection,
+    apartment: str,
+    *,
+    actor: str,
+    clock: Callable[[], datetime],
+    people: Sequence[str] = (),
 ) -> int:
-    """Clear the personal fields of the events of ``apartment`` and audit it."""
-    count = conn.execute(
+    """Clear the personal fields of the events of ``apartment`` and of the alarm events
+    naming one of ``people``, delete those people's alarm records, and audit it."""
+    redact = (
         "UPDATE events SET person = NULL, apartment = NULL, reader = NULL, "
-        "credential_kind = NULL, detail = '{}', redacted = 1 WHERE apartment = ?",
-        (apartment,),
-    ).rowcount
+        "credential_kind = NULL, detail = '{}', redacted = 1 WHERE "
+    )
+    count = conn.execute(redact + "apartment = ?", (apartment,)).rowcount
+    alarms = 0
+    for pid in people:  # alarm rows keep the person in their detail (duress)
+        count += conn.execute(
+            redact + "type = 'alarm' AND json_extract(detail, '$.person') = ?", (pid,)
+        ).rowcount
+        alarms += conn.execute(
+            "DELETE FROM alarms WHERE json_extract(detail, '$.person') = ?", (pid,)
+        ).rowcount
     _audit.insert(
         conn,
         _audit.AuditEntry(
-            actor, "apartment.redact_events", f"apartment:{apartment}", {"events": count}
+            actor,
+            "apartment.redact_events",
+            f"apartment:{apartment}",
+            {"events": count, "alarms": alarms},
         ),
         clock(),
     )

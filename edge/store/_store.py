@@ -33,7 +33,7 @@ from edge.store._writer import StorageStatus
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator, Callable, Collection, Mapping
     from datetime import tzinfo
 
     from edge.store._events import ChainReport, Scope
@@ -368,17 +368,23 @@ class EdgeStore:
         """
         return await self._db.read(lambda conn: _events.verify(conn, self.epoch))
 
-    async def redact_apartment_events(self, apartment: str, *, actor: str) -> int:
+    async def redact_apartment_events(
+        self, apartment: str, *, actor: str, people: Collection[str] = ()
+    ) -> int:
         """Remove the personal content of every event of ``apartment``; returns how many.
 
         seq, time, type, action, result, reason, door and the hash stay, so the log
         keeps its shape and the chain stays verifiable; person, apartment, reader,
-        credential kind and detail are cleared. The reset is audited.
+        credential kind and detail are cleared. The alarm events that name one of
+        ``people`` (a duress alarm's person) are redacted too and their alarm records
+        deleted. The reset is audited.
         """
         if not apartment:
             raise StoreQueryError("apartment must be a non-empty id")
         return await self._db.write(
-            lambda conn: _events.redact_apartment(conn, apartment, actor=actor, clock=self._now)
+            lambda conn: _events.redact_apartment(
+                conn, apartment, actor=actor, clock=self._now, people=sorted(people)
+            )
         )
 
     async def prune(

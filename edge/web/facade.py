@@ -30,8 +30,22 @@ class AuditSink(Protocol):
     ) -> None: ...
 
 
+class PropertyDesk(Protocol):
+    """``site.pm`` (edge/site/pm.py): the library's search, apartment batch edits,
+    third-party lock reports."""
+
+    async def search(self, kind: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def batch_apartments(
+        self, ids: list[str], changes: Mapping[str, Any], *, actor: str
+    ) -> dict[str, Any]: ...
+    async def lock_report(self, family: str) -> dict[str, Any]: ...
+
+
 class SiteFacade(Protocol):
     """The site facade as the REST API calls it."""
+
+    @property
+    def pm(self) -> PropertyDesk: ...
 
     @property
     def store(self) -> AuditSink: ...

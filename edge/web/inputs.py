@@ -78,6 +78,10 @@ def parse_param(param: Param, raw: str) -> Any:
             raise ApiError(400, _BAD_QUERY, f"{name} must be an integer", name) from None
         if name == "limit" and not 1 <= value <= 1000:
             raise ApiError(400, _BAD_QUERY, "limit must be between 1 and 1000", "limit")
+        low, high = param.minimum, param.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ApiError(400, _BAD_QUERY, f"{name} must be {bounds}", name)
         return value
     if param.type == "boolean":
         if raw.lower() not in {"true", "false", "1", "0"}:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from doorkeep import listing
 from doorkeep.policydoc import CREDENTIAL_KINDS
 from doorkeep.web import Param
 from doorkeep.web import Route as _Route
@@ -201,6 +202,12 @@ _CORE: tuple[Route, ...] = (
     Route("POST", "/apartments/{id}/reset", op="reset_apartment", role=ADMIN, tag="policy",
           summary="Remove an apartment's members, credentials and door logs",
           response="Object", body_required=False),
+    Route("POST", "/batch/apartments", op="batch_apartments", role=ADMIN, tag="policy",
+          summary="Set the same fields on several apartments (one policy version)",
+          body="ApartmentBatch", response="ApartmentBatchResult"),
+    Route("GET", "/locks/{family}/report", op="lock_report", role=VIEWER, tag="policy",
+          summary="PINs and RF cards a third-party lock family cannot take, and why",
+          response="LockReport"),
     # hardware
     Route("GET", "/hardware", op="get_hardware", role=VIEWER, tag="hardware",
           summary="Buses, boards with statistics, doors, readers", response="Hardware"),
@@ -237,12 +244,23 @@ _CORE: tuple[Route, ...] = (
 )
 
 
+def _list_query(kind: str) -> tuple[Param, ...]:
+    """The list contract (doorkeep/listing.py): q, the page, the kind's own filters."""
+    return (
+        Param("q", "string", "case-insensitive substring of the id and name-like fields"),
+        Param("limit", "integer", "page size, 1-1000 (default: every match)"),
+        Param("offset", "integer", "matches to skip (default 0)", minimum=0,
+              maximum=listing.MAX_OFFSET),
+        *(Param(f.name, "string", f.description, f.enum) for f in listing.FILTERS[kind]),
+    )
+
+
 def _entity_routes(segment: str, kind: str, write: Role) -> tuple[Route, ...]:
     one, tag = f"/{segment}/{{id}}", "entities"
     return (
         Route("GET", f"/{segment}", op=f"list_{kind}", role=VIEWER, tag=tag,
-              summary=f"List {segment}",
-              response="Entities", kind=kind),
+              summary=f"List {segment} (search and pages: docs/architecture.md)",
+              response="Entities", kind=kind, query=_list_query(kind)),
         Route("POST", f"/{segment}", op=f"create_{kind}", role=write, tag=tag,
               summary=f"Create one of {segment}",
               body=entity_schema(kind), response="Entity", status=201, kind=kind),

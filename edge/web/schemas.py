@@ -128,6 +128,16 @@ def _toml_table(name: str) -> dict[str, Any]:
     }
 
 
+# The apartment fields POST /batch/apartments may set (edge/site/pm.py BATCH_FIELDS).
+_BATCH_FIELDS = ("valid_from", "valid_until", "auto_delete", "methods", "max_members")
+
+
+def _apartment_field(name: str) -> dict[str, Any]:
+    """The policy schema of one apartment field, for the batch body."""
+    field: dict[str, Any] = policydoc.schema()["properties"]["apartments"]["items"]
+    return copy.deepcopy(field["properties"][name])
+
+
 def _page(item: str) -> dict[str, Any]:
     return {
         "type": "object",
@@ -445,7 +455,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "email_to": {"type": "array", "items": _STR},
         },
     },
-    "Entities": _items("Entity"),
+    "Entities": {
+        "type": "object",
+        "required": ["items", "total"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("Entity")},
+            "total": {"type": "integer", "minimum": 0, "description": "matches before paging"},
+        },
+    },
     "Readers": _items("ReaderStatus"),
     "ReaderStatus": {
         "type": "object",
@@ -567,6 +584,37 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {"timeout_s": {"type": "number", "minimum": 0.1, "maximum": 120}},
+    },
+    # POST /batch/apartments: the fields of an apartment a batch edit may set
+    "ApartmentBatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["ids", "set"],
+        "properties": {
+            "ids": {"type": "array", "items": _ID, "minItems": 1, "maxItems": 5000},
+            "set": {
+                "type": "object",
+                "additionalProperties": False,
+                "minProperties": 1,
+                "properties": {k: _apartment_field(k) for k in _BATCH_FIELDS},
+            },
+        },
+    },
+    "ApartmentBatchResult": {
+        "type": "object",
+        "required": ["version", "updated"],
+        "properties": {"version": {"type": "integer"}, "updated": {"type": "array", "items": _STR}},
+    },
+    "LockReport": {
+        "type": "object",
+        "required": ["family", "doors", "rules", "checked", "unsyncable"],
+        "properties": {
+            "family": _STR,
+            "doors": {"type": "array", "items": _STR},
+            "rules": {"type": "object", "additionalProperties": _STR},
+            "checked": {"type": "integer"},
+            "unsyncable": {"type": "array", "items": _OBJ},
+        },
     },
     **_policy_schemas(),
     "SyncStatus": {

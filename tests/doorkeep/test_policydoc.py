@@ -103,7 +103,7 @@ def test_duress_on_refuses_a_pin_that_is_another_pin_plus_one():
     doc = document()
     doc["settings"]["duress"] = True
     doc["credentials"][4]["value"] = "1235"
-    assert "duress PIN" in messages(doc)[("credentials/c5", "value")]
+    assert "duress code" in messages(doc)[("credentials/c5", "value")]
 
 
 def test_digest_ignores_entity_order_and_changes_with_content():
@@ -169,7 +169,7 @@ def _duress_doc(pin: str = "89999999", code: str = "90000000") -> dict:
 
 def test_a_duress_pin_equal_to_a_temp_key_code_is_refused_without_showing_either():
     found = messages(_duress_doc())
-    assert "credentials/c5" in found[("temp_keys/t1", "code")]
+    assert "duress code" in found[("temp_keys/t1", "code")]  # never whose (issue 12)
     assert "start with 9" in found[("credentials/c5", "value")]
     text = " ".join(str(i) for i in policydoc.validate_document(_duress_doc()))
     assert "89999999" not in text and "90000000" not in text
@@ -183,7 +183,7 @@ def test_a_hashed_document_whose_duress_hmac_is_a_temp_key_code_hmac_is_refused(
     hashed["settings"]["duress"] = True  # ...switching duress on is not
     issues = policydoc.validate_document(hashed)
     assert [(i.entity, i.field) for i in issues] == [("temp_keys/t1", "code")]
-    assert "credentials/c5" in issues[0].message
+    assert "duress code" in issues[0].message  # never whose (issue 12)
     assert hashed["credentials"][4]["duress_hmac"] not in issues[0].message
 
 
@@ -192,7 +192,9 @@ def test_plaintext_temp_key_against_a_hashed_pin_is_compared_with_the_secret():
     hashed = policydoc.hash_document(doc, SECRET)
     hashed["temp_keys"][0] = {**hashed["temp_keys"][0], "code": "90000000"}
     del hashed["temp_keys"][0]["code_hmac"]
-    assert "credentials/c5" in messages(hashed, secret=SECRET)[("temp_keys/t1", "code")]
+    assert (
+        "duress code" in messages(hashed, secret=SECRET)[("temp_keys/t1", "code")]
+    )  # never whose (issue 12)
 
 
 def test_a_pin_whose_duress_form_would_start_with_9_is_refused_with_duress_on():
@@ -209,7 +211,7 @@ def test_a_duress_pin_equal_to_another_pin_is_refused_inside_one_apartment_in_ap
     doc = document()
     doc["settings"].update(duress=True, pin_mode="apt_pin")
     doc["credentials"].append({"id": "c-sib", "person": "p-judy", "kind": "pin", "value": "1235"})
-    assert "duress PIN" in messages(doc)[("credentials/c-sib", "value")]
+    assert "duress code" in messages(doc)[("credentials/c-sib", "value")]
     doc["credentials"][-1]["person"] = "p-ken"  # another apartment: a different code
     assert messages(doc) == {}
 

@@ -101,6 +101,19 @@ def test_door_accepts_only_its_listed_credential_kinds(policy):
     assert present(policy, "plant-in", "rf_card", "13579").granted
 
 
+def test_an_apartment_that_disables_a_method_refuses_its_residents_credential_of_that_kind():
+    # the reference's "enabled access methods" per apartment: B1-203 allows cards only
+    doc = document()
+    apartment = next(a for a in doc["apartments"] if a["id"] == "B1-203")
+    apartment["methods"] = ["rf_card"]
+    d = present(snapshot(doc), "gate-in", "pin", "1234")
+    assert not d.granted
+    assert d.reason is Reason.METHOD_DISABLED_FOR_APARTMENT
+    assert d.person == "p-judy"
+    apartment["methods"] = None  # null: every kind, as without the field
+    assert present(snapshot(doc), "gate-in", "pin", "1234").granted
+
+
 def test_license_plate_opens_when_person_has_no_uhf_card(policy):
     assert present(policy, "garage-in", "license_plate", "7ABC123").granted
 

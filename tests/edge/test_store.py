@@ -405,7 +405,7 @@ async def test_apartment_redaction_keeps_the_chain_verifiable(store: EdgeStore) 
     assert report.redacted == 12
     (entry,), _ = await store.query_audit(action="apartment.redact_events")
     assert entry["actor"] == "admin:alice"
-    assert entry["detail"] == {"events": 12}
+    assert entry["detail"] == {"events": 12, "alarms": 0}
 
 
 async def test_a_redacted_rows_hash_is_still_checked_by_its_link(db_path: Path) -> None:

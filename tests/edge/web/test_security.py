@@ -37,6 +37,7 @@ PATH_VALUES = {
     "/temp-keys/{id}": "t-none",
     "/buildings/{id}": "B1",
     "/reservations/{id}": "r-none",
+    "/locks/{family}": "itec",
 }
 
 
@@ -65,6 +66,7 @@ BODIES: dict[str, Any] = {
     "ReaderInput": {"kind": "uhf_card", "value": "E2003412"},
     "TempKeySend": {"to": "visitor@example.com"},
     "ProvisionRequest": {"seconds": 10},
+    "ApartmentBatch": {"ids": ["B1-101"], "set": {"auto_delete": False}},
 }
 
 PROTECTED = [r for r in ROUTES if isinstance(r.role, Role)]
