@@ -40,6 +40,7 @@ from edge.site import health
 from edge.site.capture import Captures
 from edge.site.clock import Clock, ClockGuard, SystemClock
 from edge.site.doors import Doors
+from edge.site.imports import SiteImports
 from edge.site.log import EventLog
 from edge.site.metrics import SiteMetrics
 from edge.site.policy import SitePolicy
@@ -123,6 +124,7 @@ class Site:
             config, hardware, store=store, policy=self.policy, log=self.log, clock=self.clock
         )
         self.captures = Captures(secret, lambda: self.policy.snapshot)
+        self.imports = SiteImports(self.policy, store, secret)  # import/export (templates)
         self.memory = Memory.from_rows(store.load_memory_rows())
         # the clock guard (edge/core/clock.py): a presentation's simulated ``at`` never
         # reaches it, only readings of the real clocks do
