@@ -17,8 +17,9 @@ from typing import Any
 
 from doorkeep import cards, policydoc
 from doorkeep.credhash import credential_hmac, duress_pin
-from doorkeep.errors import PolicyError, PolicyIssue
+from doorkeep.errors import PolicyIssue
 from doorkeep.imports.columns import CREDENTIAL_COLUMNS, MASK, SEPARATOR
+from doorkeep.imports.sheets import ImportRejected
 
 #: ``progress(stage, done, total)``: called every few hundred rows (from a worker thread).
 Progress = Callable[[str, int, int], None]
@@ -28,10 +29,6 @@ MAX_BUILDING = 128
 _PIN = re.compile(r"[0-8][0-9]{1,7}")
 _ID_BAD = re.compile(r"[^A-Za-z0-9._:@#-]+")
 PROGRESS_EVERY = 500
-
-
-class ImportRejected(PolicyError):
-    """The file has problems: ``issues`` names every row (``row 7``) and column."""
 
 
 @dataclass(slots=True)
@@ -357,8 +354,7 @@ def finish(
     builder: Builder, problems: Problems, what: str, column_of: Mapping[str, str]
 ) -> ImportResult:
     """Every remaining rule of the policy over the new document; the result."""
-    problems.check(what)
-    check_unique(builder, problems, column_of)
+    check_unique(builder, problems, column_of)  # also over a file with other problems
     problems.check(what)
     doc = builder.document()
     if not builder.summary.changes:

@@ -22,7 +22,7 @@ from doorkeep.errors import PolicyError, PolicyIssue
 MAX_ROWS = 50_000
 MAX_COLUMNS = 64
 MAX_CELL = 1024
-MAX_INFLATED = 256 * 1024 * 1024
+MAX_INFLATED = 128 * 1024 * 1024
 FORMATS = ("csv", "xlsx")
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -39,8 +39,12 @@ class Row:
     cells: dict[str, str]
 
 
-def _refuse(message: str) -> PolicyError:
-    return PolicyError(message, [PolicyIssue("file", "-", message)])
+class ImportRejected(PolicyError):
+    """The file has problems: ``issues`` names every row (``row 7``) and column."""
+
+
+def _refuse(message: str) -> ImportRejected:
+    return ImportRejected(message, [PolicyIssue("file", "-", message)])
 
 
 def neutralise(text: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from doorkeep import imports
-from doorkeep.errors import NotFound
+from doorkeep.errors import Conflict, NotFound
 from doorkeep.imports import Progress
 from edge.site.policy import SitePolicy
 from edge.store import EdgeStore
@@ -39,9 +39,11 @@ class SiteImports:
 
     # --- progress ------------------------------------------------------------------------
 
-    def start_job(self, kind: str) -> str:
-        """A new job id for one import, for ``job`` to report on."""
-        job_id = secrets.token_urlsafe(12)
+    def start_job(self, kind: str, job_id: str | None = None) -> str:
+        """Register a job (the client's id, or a new one) for ``job`` to report on."""
+        job_id = job_id or secrets.token_urlsafe(12)
+        if self._jobs.get(job_id, {}).get("state") == "running":
+            raise Conflict(f"import job {job_id!r} is still running: pick another id")
         self._jobs[job_id] = {
             "id": job_id,
             "kind": kind,
