@@ -16,8 +16,8 @@ from typing import Any
 from doorkeep.imports import people, residents
 from doorkeep.imports.columns import EXPORT_KINDS, IMPORT_KINDS, MASK, TEMPLATE_KINDS
 from doorkeep.imports.export import export_table, template
-from doorkeep.imports.plan import ImportRejected, ImportResult, Progress, Summary
-from doorkeep.imports.sheets import FORMATS, MEDIA_TYPES, format_of, read_rows
+from doorkeep.imports.plan import ImportResult, Progress, Summary
+from doorkeep.imports.sheets import FORMATS, MEDIA_TYPES, ImportRejected, format_of, read_rows
 
 __all__ = [
     "EXPORT_KINDS",
