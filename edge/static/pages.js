@@ -1,6 +1,7 @@
 // Every page of the UI: a table from the URL hash to a render function.
 import { act, api, field, put, badge, can, errorText, fmt, h, live, s, state, table, toast, when } from "./lib.js";
 import { entityPage, ENTITY_PAGES } from "./entities.js";
+import { importPage } from "./imports.js";
 
 // -- onboarding and login -------------------------------------------------------------------
 
@@ -464,5 +465,6 @@ export const PAGES = {
   hardware: hardwarePage,
   logs: logsPage,
   settings: settingsPage,
+  import: importPage,
   ...Object.fromEntries(Object.keys(ENTITY_PAGES).map((k) => [k, (root) => entityPage(root, k)])),
 };
