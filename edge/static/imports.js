@@ -55,7 +55,7 @@ export async function importPage(root) {
   const format = h("select", { name: "format", id: "import-format" },
     h("option", { value: "xlsx" }, "xlsx"), h("option", { value: "csv" }, "csv (UTF-8)"));
   const file = h("input", { type: "file", name: "file", id: "import-file", accept: ".xlsx,.csv" });
-  const dry = h("input", { type: "checkbox", name: "dry_run", id: "import-dry", checked: true });
+  const dry = h("input", { type: "checkbox", name: "dry_run", id: "import-dry", checked: true, style: "width: auto; margin: 0" });
   const bar = h("progress", { id: "import-progress", max: 100, value: 0, hidden: true, style: "width: 100%; height: 1.2rem" });
   const stage = h("p", { class: "muted", id: "import-stage" });
   const outcome = h("div", { id: "import-outcome" });
@@ -70,7 +70,8 @@ export async function importPage(root) {
 
   const form = h("form", { class: "fields", id: "import-form" },
     field("Template", kind), field("Format", format), field("File", file),
-    h("div", { class: "field" }, h("label", { htmlFor: dry.id }, dry, " Dry run (check only)")),
+    h("label", { htmlFor: dry.id, style: "display: flex; gap: .4rem; align-items: center; align-self: center; white-space: nowrap" },
+      dry, "Dry run (check only)"),
     go, template);
 
   form.addEventListener("submit", async (ev) => {
@@ -87,7 +88,7 @@ export async function importPage(root) {
       while (polling) {
         try {
           const res = await fetch(`/api/v1/import/jobs/${job}`, { credentials: "same-origin" });
-          if (res.ok) {
+          if (res.ok && polling) {
             const p = await res.json();
             if (p.total) bar.value = Math.round((100 * p.done) / p.total);
             stage.textContent = `${STAGES[p.stage] || p.stage}${p.total ? ` — ${p.done} of ${p.total} rows` : ""}`;
@@ -106,14 +107,15 @@ export async function importPage(root) {
       toast(out.dry_run ? "The file is good" : `Imported: policy version ${out.version ?? "unchanged"}`);
     } catch (err) {
       stage.textContent = "Refused: nothing was changed.";
+      bar.hidden = true;
       const issues = err.issues || [];
       put(outcome,
         h("p", { class: "error", role: "alert", id: "import-error" }, err.message),
         issues.length ? h("div", { id: "import-issues" }, table(ISSUE_COLUMNS, issues)) : null);
     } finally {
       polling = false;
-      await polled;
       go.disabled = false;
+      await polled;
     }
   });
 
