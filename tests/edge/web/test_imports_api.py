@@ -128,7 +128,7 @@ async def test_templates_are_the_reference_headers(api: Api) -> None:
 
 async def test_a_running_import_reports_its_progress(api: Api) -> None:
     h = api.token("admin")
-    body = xlsx(RESIDENTS, [b1(n) for n in range(3000)])
+    body = await asyncio.to_thread(xlsx, RESIDENTS, [b1(n) for n in range(3000)])
     upload = asyncio.create_task(
         api.client.post("/api/v1/import/residents?job=job-12345678", data=body, headers=h)
     )
