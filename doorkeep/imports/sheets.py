@@ -15,9 +15,10 @@ import io
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from xml.etree import ElementTree as ET
 
 from doorkeep.errors import PolicyError, PolicyIssue
+from doorkeep.imports import xlsx
 
 MAX_ROWS = 50_000
 MAX_COLUMNS = 64
@@ -71,44 +72,26 @@ def format_of(name: str | None, default: str = "xlsx") -> str:
 # --- reading -------------------------------------------------------------------------------
 
 
-def _cell_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
-    import openpyxl  # noqa: PLC0415 - a few hundred ms to import; only when reading xlsx
-
+def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list[str]]]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             inflated = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError, ValueError):
-        inflated = 0  # openpyxl says what is wrong below
+        inflated = 0  # the reader says what is wrong below
     if inflated > MAX_INFLATED:
         raise _refuse(
             f"the workbook inflates to {inflated // 2**20} MB; at most "
             f"{MAX_INFLATED // 2**20} MB (split the file)"
         )
     try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as err:  # openpyxl raises many kinds for a broken file
+        yield from xlsx.rows(data, MAX_COLUMNS + 1)
+    except (zipfile.BadZipFile, KeyError, ValueError, IndexError, ET.ParseError, OSError) as err:
         raise _refuse(
             f"not an xlsx workbook ({type(err).__name__}); save it as .xlsx or .csv (UTF-8)"
         ) from None
-    try:
-        sheet = book.worksheets[0]
-        for values in sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1):
-            yield [_cell_text(v) for v in values]
-    finally:
-        book.close()
 
 
-def _csv_rows(data: bytes) -> Iterator[list[str]]:
+def _csv_rows(data: bytes) -> Iterator[tuple[int, list[str]]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -123,8 +106,9 @@ def _csv_rows(data: bytes) -> Iterator[list[str]]:
     if sample.count("\t") > sample.count(delimiter):
         delimiter = "\t"
     try:
-        for values in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
-            yield [v.strip() for v in values]
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        for number, values in enumerate(reader, start=1):
+            yield number, [v.strip() for v in values]
     except csv.Error as err:
         raise _refuse(f"not a readable CSV file: {err}") from None
 
@@ -141,7 +125,7 @@ def read_rows(data: bytes, columns: Sequence[str], *, what: str) -> list[Row]:
     wanted = {c.casefold(): c for c in columns}
     header: list[str | None] | None = None
     rows: list[Row] = []
-    for number, values in enumerate(source, start=1):
+    for number, values in source:
         if not any(values):
             continue
         if header is None:

@@ -281,3 +281,34 @@ def test_templates_hold_exactly_the_reference_headers() -> None:
     for kind, columns in (("residents", RESIDENTS), ("cards", CARDS), ("staff", STAFF)):
         assert read_xlsx(imports.template(kind, "xlsx")) == [list(columns)]
         assert imports.template(kind, "csv").decode("utf-8-sig").strip() == ",".join(columns)
+
+
+def test_xlsx_cells_read_as_a_spreadsheet_shows_them(doc: dict[str, Any]) -> None:
+    """Rich text, numbers, booleans, gaps between rows and columns: the row numbers in a
+    report are the sheet's own."""
+    from openpyxl import Workbook  # noqa: PLC0415
+    from openpyxl.cell.rich_text import CellRichText, TextBlock  # noqa: PLC0415
+    from openpyxl.cell.text import InlineFont  # noqa: PLC0415
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for index, name in enumerate(STAFF, start=1):
+        sheet.cell(row=1, column=index, value=name)
+    sheet.cell(row=2, column=1, value=CellRichText("Shir", TextBlock(InlineFont(b=True), "ley")))
+    sheet.cell(row=2, column=2, value=24589)  # a number cell
+    sheet.cell(row=6, column=1, value=True)  # row 6, after empty rows: a name "1"
+    sheet.cell(row=6, column=2, value="9.5")  # not a card
+    out = io.BytesIO()
+    book.save(out)
+    with pytest.raises(imports.ImportRejected) as caught:
+        plan("staff", out.getvalue(), doc)
+    assert [(i.entity, i.field) for i in caught.value.issues] == [("row 6", "RF Card")]
+    sheet.delete_rows(6)
+    out = io.BytesIO()
+    book.save(out)
+    result = plan("staff", out.getvalue(), doc)
+    assert result.doc is not None
+    shirley = next(p for p in result.doc["people"] if p.get("name") == "Shirley")
+    card = next(c for c in result.doc["credentials"] if c["person"] == shirley["id"])
+    assert card["value_hmac"] == credential_hmac(SECRET, "rf_card", "24589")
