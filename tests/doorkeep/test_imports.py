@@ -286,9 +286,9 @@ def test_templates_hold_exactly_the_reference_headers() -> None:
 def test_xlsx_cells_read_as_a_spreadsheet_shows_them(doc: dict[str, Any]) -> None:
     """Rich text, numbers, booleans, gaps between rows and columns: the row numbers in a
     report are the sheet's own."""
-    from openpyxl import Workbook  # noqa: PLC0415
-    from openpyxl.cell.rich_text import CellRichText, TextBlock  # noqa: PLC0415
-    from openpyxl.cell.text import InlineFont  # noqa: PLC0415
+    from openpyxl import Workbook
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
 
     book = Workbook()
     sheet = book.active
