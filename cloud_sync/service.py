@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 
 from cloud_sync.api import admin as _admin  # noqa: F401 - registers the admin handlers
+from cloud_sync.api import imports as _imports  # noqa: F401 - registers import/export
 from cloud_sync.api import sync as _sync  # noqa: F401 - registers the sync handlers
 from cloud_sync.api.common import (
     ACTOR,
@@ -138,6 +139,11 @@ ROUTES: tuple[CloudRoute, ...] = (
           summary="The site's alarms (open ones; ?all=1 for every one)", query=_ALL),
     Route("POST", _SITE_ + "/alarms/{aid}/resolve", op="resolve_alarm", role="admin",
           summary="Resolve one alarm"),
+    # before the entity rows, which would take "import"/"export" for an entity kind
+    Route("POST", _SITE_ + "/import/{kind}", op="import_site_file", role="admin",
+          summary="Import a residents, cards or staff file (the .xlsx/.csv as the body)"),
+    Route("GET", _SITE_ + "/export/{kind}", op="export_site_file", role="admin",
+          summary="Residents, apartments, cards or staff as a file (credentials masked)"),
     Route("GET", _KIND, op="list_entities", role="admin", summary="List entities of one kind"),
     Route("POST", _KIND, op="create_entity", role="admin", summary="Create an entity", status=201),
     Route("GET", _EID, op="get_entity", role="admin", summary="One entity"),

@@ -50,6 +50,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     POLICY_INVALID = "policy_invalid"
     CONFIG_INVALID = "config_invalid"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     DEVICE_UNAVAILABLE = "device_unavailable"

@@ -18,6 +18,7 @@ from typing import Any
 
 from doorkeep import __version__
 from doorkeep.errors import ConfigError, DoorkeepError, PolicyError
+from edge.cli import imports as _imports
 from edge.cli._common import UserError
 from edge.cli.backup import cmd_backup, cmd_restore
 from edge.cli.cloud import cmd_cloud, cmd_enroll, cmd_unenroll
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", cmd_policy_validate, "check FILE; exit 1 listing every problem", parent=psub
     )
     p.add_argument("file", help="the policy document (JSON), or - for stdin")
+
+    _imports.register(command)  # import / export / template (edge/cli/imports.py)
 
     p = command("decide", cmd_decide, "a dry-run decision as JSON; changes nothing")
     p.add_argument("--reader", required=True, help="the reader id in site.toml")

@@ -59,6 +59,14 @@ class Edit:
     result: Any = None
 
 
+# Works out a new hashed document (None: no change) and a summary from the current one.
+Derive = Callable[[Mapping[str, Any]], tuple[dict[str, Any] | None, dict[str, Any]]]
+
+
+class _Unchanged(Exception):
+    """Raised by a derive that changes nothing, to leave _commit without a write."""
+
+
 # Works out an edit from the current document; runs in a worker thread, so it must only
 # read the document it is given (never mutate it) and raise to refuse the change.
 Prepare = Callable[[Mapping[str, Any]], Edit]
@@ -238,6 +246,35 @@ class SitePolicy:
         log.info("policy version %d loaded from the store", state.version)
         self._publish("policy", {"version": state.version, "digest": state.digest})
 
+    async def apply_derived(
+        self, derive: Derive, *, actor: str, action: str, target: str
+    ) -> tuple[int | None, Any]:
+        """Commit a document worked out from the current one by ``derive`` (the import
+        path: edge/site/imports.py), in one transaction with one audit row.
+
+        ``derive(current)`` runs in a worker thread under the edit lock and returns the
+        new hashed document (already checked) and a summary for the audit row and the
+        caller; a None document means nothing changes: no version, no policy write.
+        Only the entities that differ are written.
+        """
+        self._check_local()
+        unchanged: list[Any] = []
+
+        def prepare(current: Mapping[str, Any]) -> Edit:
+            new_doc, summary = derive(current)
+            if new_doc is None:
+                unchanged.append(summary)
+                raise _Unchanged
+            upserts, deletes = _diff(current, new_doc)
+            audit = AuditEntry(actor, action, target, summary)
+            return Edit(new_doc, [audit], upserts=upserts, deletes=deletes, result=summary)
+
+        try:
+            version, result = await self._commit(prepare)
+        except _Unchanged:
+            return None, unchanged[0]
+        return version, result
+
     # --- editing -----------------------------------------------------------------------
 
     async def put_settings(self, settings: Mapping[str, Any], *, actor: str) -> dict[str, Any]:
@@ -399,6 +436,24 @@ class SitePolicy:
             apartment_id, actor=actor, people=residents
         )
         return dict(summary)
+
+
+def _diff(
+    old: Mapping[str, Any], new: Mapping[str, Any]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+    """The entities of ``new`` that are new or differ from ``old``, and the keys it drops."""
+    upserts: dict[str, list[dict[str, Any]]] = {}
+    deletes: dict[str, list[str]] = {}
+    for kind in policydoc.ENTITY_KINDS:
+        before = {policydoc.entity_key(kind, e): e for e in old.get(kind) or []}
+        after = {policydoc.entity_key(kind, e): e for e in new.get(kind) or []}
+        changed = [e for k, e in after.items() if before.get(k) != e]
+        gone = [k for k in before if k not in after]
+        if changed:
+            upserts[kind] = changed
+        if gone:
+            deletes[kind] = gone
+    return upserts, deletes
 
 
 def _doc_kind(kind: str) -> str:

@@ -43,6 +43,7 @@ from edge.site import health
 from edge.site.capture import Captures
 from edge.site.clock import Clock, ClockGuard, SystemClock
 from edge.site.doors import Doors
+from edge.site.imports import SiteImports
 from edge.site.log import EventLog
 from edge.site.logbook import LogBook
 from edge.site.metrics import SiteMetrics
@@ -139,6 +140,7 @@ class Site:
         # car parks counted by their readers' grants (edge/site/parking.py)
         self.parking = Parking(config.parking, memory_rows, tz=config.tz)
         self.pm = PropertyManager(self.policy, clock=self.clock, tz=config.tz)
+        self.imports = SiteImports(self.policy, store, secret)  # import/export (templates)
         # the clock guard (edge/core/clock.py): a presentation's simulated ``at`` never
         # reaches it, only readings of the real clocks do
         self.clock_guard = ClockGuard(self.clock_source, store, self.log)

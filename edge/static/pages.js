@@ -4,6 +4,7 @@ import { entityPage, ENTITY_PAGES } from "./entities.js";
 import { parkingPanel } from "./parking.js";
 import { readersPanel } from "./readers.js";
 import { locksPage } from "./locks.js";
+import { importPage } from "./imports.js";
 
 // -- onboarding and login -------------------------------------------------------------------
 
@@ -470,5 +471,6 @@ export const PAGES = {
   logs: logsPage,
   settings: settingsPage,
   locks: locksPage,
+  import: importPage,
   ...Object.fromEntries(Object.keys(ENTITY_PAGES).map((k) => [k, (root) => entityPage(root, k)])),
 };

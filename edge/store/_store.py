@@ -229,7 +229,9 @@ class EdgeStore:
         Raises PolicyError when an entity still carries a plaintext secret, when a
         kind is unknown or a key is empty; nothing is written then.
         """
-        change = _policy.check_change(
+        # Serialising every entity takes ~0.6 s for 10,000 residents: off the event loop.
+        change = await asyncio.to_thread(
+            _policy.check_change,
             upserts=upserts,
             deletes=deletes,
             settings=settings,

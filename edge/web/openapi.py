@@ -6,7 +6,7 @@ from typing import Any
 
 from doorkeep.web import build_openapi as _build
 from doorkeep.web import error_responses
-from doorkeep.web.openapi import default_path_schema
+from doorkeep.web.openapi import XLSX, default_path_schema
 from edge.web.routes import API_PREFIX, ROUTES, DeviceAuth, Route
 from edge.web.schemas import SCHEMAS
 
@@ -19,10 +19,12 @@ _ERRORS = error_responses(
         "404": "No such entity",
         "409": "Conflicts with the current state (e.g. the policy is owned by the cloud)",
         "422": "The policy rejected the change; `issues` lists every problem",
+        "413": "The uploaded file is too large",
         "429": "Too many failed logins; wait `Retry-After` seconds",
         "503": "A device (relay board, bus, reader) did not answer",
     }
 )
+_UPLOADS = frozenset({"import_file"})
 _PUBLIC_ERRORS = {k: v for k, v in _ERRORS.items() if k in {"400", "403", "429"}}
 _DESCRIPTION = (
     "REST API of one doorkeep site gateway. Authenticate with a bearer token "
@@ -50,6 +52,12 @@ def _extra(route: Route) -> dict[str, Any]:
         out["security"] = []
     elif isinstance(route.role, DeviceAuth):
         out["security"] = [{"readerToken": []}]
+    if route.op in _UPLOADS:  # the file itself is the body
+        binary = {"schema": {"type": "string", "contentEncoding": "binary"}}
+        out["requestBody"] = {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}}, XLSX: binary},
+        }
     return out
 
 

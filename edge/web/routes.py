@@ -108,6 +108,13 @@ _ALARM_FILTERS = (
 )
 _FORMAT = Param("format", "string", "file format (default csv)", ("csv", "xlsx"))
 
+_IMPORT_QUERY = (
+    Param("dry_run", "boolean", "check every row, change nothing"),
+    Param(
+        "job", "string", "a job id the client picks (8-64 of A-Za-z0-9_-) for GET /import/jobs/{id}"
+    ),
+)
+
 VIEWER, INSTALLER, ADMIN = Role.VIEWER, Role.INSTALLER, Role.ADMIN
 
 # One row per endpoint; kept one or two lines each so the table reads as a table.
@@ -208,6 +215,18 @@ _CORE: tuple[Route, ...] = (
     Route("GET", "/locks/{family}/report", op="lock_report", role=VIEWER, tag="policy",
           summary="PINs and RF cards a third-party lock family cannot take, and why",
           response="LockReport"),
+    # import / export in the reference's templates (edge/web/handlers/imports.py)
+    Route("POST", "/import/{kind}", op="import_file", role=ADMIN, tag="import",
+          summary="Import a residents, cards or staff file (.xlsx/.csv as the body)",
+          response="Object", query=_IMPORT_QUERY),
+    Route("GET", "/import/jobs/{id}", op="import_job", role=ADMIN, tag="import",
+          summary="Progress of an import started with ?job=", response="Object"),
+    Route("GET", "/export/{kind}", op="export_file", role=ADMIN, tag="import",
+          summary="Residents, apartments, cards or staff as a file (credentials masked)",
+          response=None, media="application/octet-stream", query=(_FORMAT,)),
+    Route("GET", "/templates/{kind}", op="get_template", role=VIEWER, tag="import",
+          summary="The empty residents, cards or staff template",
+          response=None, media="application/octet-stream", query=(_FORMAT,)),
     # hardware
     Route("GET", "/hardware", op="get_hardware", role=VIEWER, tag="hardware",
           summary="Buses, boards with statistics, doors, readers", response="Hardware"),

@@ -5,6 +5,6 @@ JSON-able data and registers itself with ``@HANDLERS`` under its route row's ``o
 Importing this package registers all of them.
 """
 
-from edge.web.handlers import access, doors, hardware, logs, policy, readers, system
+from edge.web.handlers import access, doors, hardware, imports, logs, policy, readers, system
 
-__all__ = ["access", "doors", "hardware", "logs", "policy", "readers", "system"]
+__all__ = ["access", "doors", "hardware", "imports", "logs", "policy", "readers", "system"]
