@@ -47,6 +47,11 @@ _PAGING = (
     Param("limit", "integer", "page size, 1-1000 (default 100)"),
     Param("cursor", "string", "the cursor of the previous page (empty: the first page)"),
 )
+_LIST_QUERY = (
+    Param("q", "string", "words that every item shown contains (id, name, number, ...)"),
+    Param("limit", "integer", "page size, 1-1000 (default: all)"),
+    Param("offset", "integer", "items to skip (default 0)"),
+)
 _AUDIT_FILTERS = (_SINCE, _UNTIL, Param("actor", "string", "who made the change"))
 _FORMAT = Param("format", "string", "file format", ("csv", "xlsx"))
 
@@ -159,7 +164,7 @@ def _entity_routes(segment: str, kind: str, write: Role) -> tuple[Route, ...]:
     return (
         Route("GET", f"/{segment}", op=f"list_{kind}", role=VIEWER, tag=tag,
               summary=f"List {segment}",
-              response="Entities", kind=kind),
+              response="Entities", kind=kind, query=_LIST_QUERY),
         Route("POST", f"/{segment}", op=f"create_{kind}", role=write, tag=tag,
               summary=f"Create one of {segment}",
               body="Entity", response="Entity", status=201, kind=kind),

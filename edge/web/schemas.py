@@ -281,7 +281,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"version": {"type": "integer"}},
     },
     "Entity": {"type": "object", "required": ["id"], "properties": {"id": _ID}},
-    "Entities": _items("Entity"),
+    "Entities": {
+        "type": "object",
+        "required": ["items", "total"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("Entity")},
+            "total": {"type": "integer"},
+        },
+    },
     "Hardware": {
         "type": "object",
         "required": ["buses", "boards", "doors", "readers", "outputs"],

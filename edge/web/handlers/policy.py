@@ -6,11 +6,13 @@ put/delete for a kind and registers them under the entity rows' operationIds.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from doorkeep.errors import Conflict, NotFound
 from doorkeep.web import ApiError, ErrorCode
 from edge.web.context import HANDLERS, Call, Handler
+from edge.web.listing import search
 from edge.web.routes import ENTITY_KINDS
 
 
@@ -31,7 +33,10 @@ async def reset_apartment(call: Call) -> Any:
 
 def _entity_handlers(kind: str) -> dict[str, Handler]:
     async def list_(call: Call) -> Any:
-        return {"items": call.site.list_entities(kind)}
+        def load() -> list[dict[str, Any]]:
+            return call.site.list_entities(kind)
+
+        return await asyncio.to_thread(search, load, call.query)
 
     async def get(call: Call) -> Any:
         return call.site.get_entity(kind, call.path["id"])
