@@ -14,8 +14,10 @@ async function refreshMe() {
   }
 }
 
-function chrome() {
+function chrome(bare) {
   const loggedIn = !!state.me;
+  // onboarding and login stand alone: no navigation, no live dot, no menu
+  document.body.classList.toggle("bare", bare);
   document.getElementById("nav").hidden = !loggedIn;
   document.getElementById("logout").hidden = !loggedIn;
   document.getElementById("who").textContent = loggedIn ? `${state.me.username} · ${state.me.role}` : "";
@@ -30,7 +32,7 @@ let leaving = [];
 async function route() {
   for (const fn of leaving) fn();
   leaving = [];
-  const page = (location.hash.split("/")[1] || "").split("?")[0];
+  const [page = "", id = ""] = location.hash.split("?")[0].split("/").slice(1).map((p) => decodeURIComponent(p || ""));
   if (!state.health) state.health = await api("GET", "/health").catch(() => null);
   const setup = await api("GET", "/auth/setup").catch(() => ({ setup_required: false }));
   if (setup.setup_required) {
@@ -41,12 +43,12 @@ async function route() {
   }
   if (state.me) live.start(); else live.stop();
   const render = PAGES[page] || (state.me ? PAGES.dashboard : PAGES.login);
-  chrome();
+  chrome(render === PAGES.login || render === PAGES.setup);
   document.getElementById("nav").classList.add("closed");
   const root = view();
   put(root, h("p", { class: "muted" }, "Loading…"));
   try {
-    const cleanup = await render(root, { onLogin: afterLogin });
+    const cleanup = await render(root, { onLogin: afterLogin, id: id || null });
     if (typeof cleanup === "function") leaving.push(cleanup);
   } catch (err) {
     put(root, h("div", { class: "banner" }, `Could not load this page: ${errorText(err)}`));
