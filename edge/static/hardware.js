@@ -25,10 +25,11 @@ const SETUP_TITLES = { door: "Doors", reader: "Readers", output: "Outputs", inpu
 function configEditor(table, rows) {
   const columns = SETUP_TABLES[table];
   const body = h("tbody");
+  const edit = can("installer"); // a viewer reads the setup; no field of it is editable
   const addRow = (r = {}) => {
-    const tr = h("tr", {}, columns.map(([c, kind]) => h("td", {},
-      h("input", { name: c, value: r[c] === undefined || r[c] === null ? "" : (Array.isArray(r[c]) ? r[c].join(", ") : String(r[c])), "aria-label": `${table} ${c}`, dataset: { kind: kind || "text" } }))),
-      h("td", {}, h("button", { type: "button", "aria-label": "Remove", onclick: () => tr.remove() }, "✕")));
+    const tr = h("tr", {}, columns.map(([c, kind]) => h("td", { dataset: { label: c.replaceAll("_", " ") } },
+      h("input", { name: c, value: r[c] === undefined || r[c] === null ? "" : (Array.isArray(r[c]) ? r[c].join(", ") : String(r[c])), "aria-label": `${table} ${c}`, dataset: { kind: kind || "text" }, readOnly: !edit, disabled: !edit }))),
+      edit ? h("td", {}, h("button", { type: "button", "aria-label": "Remove", onclick: () => tr.remove() }, "✕")) : null);
     tr.original = r;
     body.append(tr);
   };
@@ -44,8 +45,8 @@ function configEditor(table, rows) {
     return out;
   }).filter((r) => Object.keys(r).length);
   const el = h("div", {}, h("h3", {}, SETUP_TITLES[table]), h("div", { class: "table-wrap" }, h("table", {},
-    h("thead", {}, h("tr", {}, columns.map(([c]) => h("th", {}, c.replaceAll("_", " "))), h("th"))), body)),
-    can("installer") ? h("button", { type: "button", onclick: () => addRow() }, `Add ${SETUP_TITLES[table].toLowerCase().replace(/s$/, "")}`) : null);
+    h("thead", {}, h("tr", {}, columns.map(([c]) => h("th", {}, c.replaceAll("_", " "))), edit ? h("th") : null)), body)),
+    edit ? h("button", { type: "button", onclick: () => addRow() }, `Add ${SETUP_TITLES[table].toLowerCase().replace(/s$/, "")}`) : null);
   el.read = read;
   return el;
 }
