@@ -235,7 +235,7 @@ export async function entityPage(root, segment) {
   const kind = spec.kind || segment;
   const { sync, refs, readOnly } = await entityContext(segment);
   const editor = h("div");
-  const listing = h("div");
+  const listing = h("div", { id: "entity-list" });
   let offset = 0;
   const search = h("input", { type: "search", name: "q", placeholder: `Search ${spec.title.toLowerCase()}`, "aria-label": `Search ${spec.title.toLowerCase()}`, autocomplete: "off" });
 
@@ -272,6 +272,6 @@ export async function entityPage(root, segment) {
     editor,
     h("section", { class: "panel" },
       h("form", { class: "filter-bar row", role: "search", onsubmit: (ev) => { ev.preventDefault(); offset = 0; load(); } }, search),
-      h("div", { id: "entity-list" }, listing)));
+      listing));
   await load();
 }

@@ -5,7 +5,7 @@ const BUS_STATS = ["requests", "responses", "timeouts", "crc_errors", "retries",
 
 function busStats(bus) {
   const boards = Object.values(bus.boards || {});
-  return h("div", { class: "table-wrap" }, h("table", {},
+  return h("div", { class: "table-wrap" }, h("table", { class: "compact" },
     h("thead", {}, h("tr", {}, h("th", {}, "address"), BUS_STATS.map((k) => h("th", {}, k.replaceAll("_", " "))), h("th", {}, "state"))),
     h("tbody", {}, boards.length === 0
       ? h("tr", {}, h("td", { colSpan: BUS_STATS.length + 2, class: "muted" }, "No traffic yet."))
@@ -44,7 +44,7 @@ function configEditor(table, rows) {
     }
     return out;
   }).filter((r) => Object.keys(r).length);
-  const el = h("div", {}, h("h3", {}, SETUP_TITLES[table]), h("div", { class: "table-wrap" }, h("table", {},
+  const el = h("div", {}, h("h3", {}, SETUP_TITLES[table]), h("div", { class: "table-wrap" }, h("table", { class: "editor" },
     h("thead", {}, h("tr", {}, columns.map(([c]) => h("th", {}, c.replaceAll("_", " "))), edit ? h("th") : null)), body)),
     edit ? h("button", { type: "button", onclick: () => addRow() }, `Add ${SETUP_TITLES[table].toLowerCase().replace(/s$/, "")}`) : null);
   el.read = read;
@@ -89,7 +89,7 @@ async function hardwarePage(root) {
       "Saved to site.toml; restart the daemon to apply"),
   }, "Save to site.toml") : null;
   put(root, h("h1", {}, "Hardware"),
-    h("h2", {}, "Buses"), h("div", { class: "grid wide" }, buses.length ? buses : h("p", { class: "muted" }, "No RS485 bus configured.")),
+    h("h2", {}, "Buses"), h("div", { class: "grid one" }, buses.length ? buses : h("p", { class: "muted" }, "No RS485 bus configured.")),
     h("h2", {}, "Boards"), h("div", { class: "grid wide" }, boards.length ? boards : h("p", { class: "muted" }, "No relay board configured.")),
     h("section", { class: "panel", id: "site-inputs" }, h("h2", {}, "Inputs"),
       h("p", { class: "muted small" }, "Fire panel, lockdown switch, tamper and alarm contacts ([[input]] in site.toml)."),

@@ -187,8 +187,13 @@ function parts(date, zone = siteZone()) {
 }
 
 /** An instant as the site's wall clock, "2026-12-01 14:03:12" (table cells under timeLabel). */
+// A policy time without an offset is already the site's wall clock (POLICY.md): shown as is.
+const WALL = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:\d{2})?$/;
+
 export function when(iso) {
   if (iso === null || iso === undefined || iso === "") return "—";
+  const wall = typeof iso === "string" && WALL.exec(iso);
+  if (wall) return `${wall[1]} ${wall[2]}${wall[3] || ":00"}`;
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
   const p = parts(d);
@@ -197,6 +202,8 @@ export function when(iso) {
 
 /** An instant with its zone, "14:03 (Europe/Berlin)", for text outside a labelled table. */
 export function whenLabelled(iso) {
+  const wall = typeof iso === "string" && WALL.exec(iso);
+  if (wall) return `${wall[1]} ${wall[2]} (${siteZone()})`;
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return fmt(iso);
   const p = parts(d);

@@ -97,6 +97,7 @@ const LOG_TABS = {
     let pageNo = 0;
     let rows = [];
     let next = null;
+    let heard = null; // live events that arrive while a page loads
     const columns = eventColumns();
     const render = () => {
       put(list, pageControls(pageNo * PAGE, PAGE, rows.length, undefined, (o) => go(o / PAGE)), table(columns, rows));
@@ -109,8 +110,12 @@ const LOG_TABS = {
       const q = filterQuery(form);
       q.set("limit", String(PAGE));
       q.set("cursor", cursors[n] || "");
+      heard = [];
       const page = await api("GET", `/events?${q}`);
-      rows = page.items;
+      // events heard live while the page was on its way are newer than it: keep them on top
+      const top = page.items.length ? page.items[0].seq : -1;
+      rows = n === 0 ? [...heard.filter((e) => e.seq > top), ...page.items].slice(0, PAGE) : page.items;
+      heard = null;
       next = page.cursor;
       render();
     };
@@ -120,7 +125,9 @@ const LOG_TABS = {
       return ["type", "result", "door", "person"].every((k) => !f[k] || e[k] === f[k]) && !f.until;
     };
     const off = live.on("event", (e) => {
-      if (!liveBox.checked || pageNo !== 0 || !matches(e) || rows.some((r) => r.seq === e.seq)) return;
+      if (!liveBox.checked || pageNo !== 0 || !matches(e)) return;
+      if (heard) { heard.push(e); return; }
+      if (rows.some((r) => r.seq === e.seq)) return;
       rows = [e, ...rows].slice(0, PAGE);
       render();
       const first = list.querySelector("tbody tr");
