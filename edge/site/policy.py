@@ -28,6 +28,9 @@ from edge.store import AuditEntry, EdgeStore
 
 log = logging.getLogger(__name__)
 
+#: Picks some of an entity list (a search's page) before it is copied.
+Select = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
 # REST/UI entity kinds -> document lists. Holidays and hold-open are policy entities too.
 ENTITY_KINDS: Mapping[str, str] = {
     "people": "people",
@@ -120,8 +123,11 @@ class SitePolicy:
     def settings(self) -> dict[str, Any]:
         return policydoc.settings_of(self._doc)
 
-    def list_entities(self, kind: str) -> list[dict[str, Any]]:
-        return copy.deepcopy(list(self._doc.get(_doc_kind(kind)) or []))
+    def list_entities(self, kind: str, select: Select | None = None) -> list[dict[str, Any]]:
+        """A copy of the items of ``kind``; ``select`` picks some first (only they are copied:
+        a search over 20,000 people copies the 50 it shows)."""
+        items = list(self._doc.get(_doc_kind(kind)) or [])
+        return copy.deepcopy(select(items) if select else items)
 
     def get_entity(self, kind: str, key: str) -> dict[str, Any]:
         return copy.deepcopy(_find(self._doc, kind, key))

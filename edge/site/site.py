@@ -42,7 +42,7 @@ from edge.site.clock import Clock, ClockGuard, SystemClock
 from edge.site.doors import Doors
 from edge.site.log import EventLog
 from edge.site.metrics import SiteMetrics
-from edge.site.policy import SitePolicy
+from edge.site.policy import Select, SitePolicy
 from edge.store import EdgeStore, StorageUnavailable
 
 SECRET_FILE = Path("keys") / "site.secret"
@@ -369,8 +369,8 @@ class Site:
         """Replace the whole policy. PolicyError listing every problem; nothing changes."""
         return await self.policy.apply(doc, actor=actor, source=source)
 
-    def list_entities(self, kind: str) -> list[dict[str, Any]]:
-        return self.policy.list_entities(kind)
+    def list_entities(self, kind: str, select: Select | None = None) -> list[dict[str, Any]]:
+        return self.policy.list_entities(kind, select)
 
     def get_entity(self, kind: str, key: str) -> dict[str, Any]:
         return self.policy.get_entity(kind, key)

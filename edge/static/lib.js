@@ -274,7 +274,7 @@ export function pageControls(offset, limit, shown, total, go) {
   const n = (v) => v.toLocaleString("en-US");
   return h("div", { class: "pager row", role: "navigation", "aria-label": "Pages" },
     h("span", { class: "small muted", id: "page-count" },
-      total === undefined ? `${n(from)}-${n(to)}` : `${n(from)}-${n(to)} of ${n(total)}`),
+      shown === 0 && offset === 0 ? "none" : total === undefined ? `${n(from)}-${n(to)}` : `${n(from)}-${n(to)} of ${n(total)}`),
     h("button", { type: "button", disabled: offset === 0, onclick: () => go(Math.max(0, offset - limit)) }, "Previous"),
     h("button", { type: "button", disabled: total === undefined ? shown < limit : to >= total, onclick: () => go(offset + limit) }, "Next"));
 }

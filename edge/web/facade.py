@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -57,7 +57,11 @@ class SiteFacade(Protocol):
     def emergency_state(self) -> dict[str, Any]: ...
     def policy_document(self) -> dict[str, Any]: ...
     async def apply_policy(self, doc: Any, *, actor: str) -> int: ...
-    def list_entities(self, kind: str) -> list[dict[str, Any]]: ...
+    def list_entities(
+        self,
+        kind: str,
+        select: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    ) -> list[dict[str, Any]]: ...
     def get_entity(self, kind: str, key: str) -> dict[str, Any]: ...
     async def put_entity(
         self, kind: str, key: str, body: Mapping[str, Any], *, actor: str

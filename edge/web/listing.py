@@ -1,8 +1,8 @@
 """Search and paging of an entity list: ``?q=&limit=&offset=`` -> ``{items, total}``.
 
 ``q`` matches, case-insensitively, any word-like field of an item (id, name, number,
-label, ...), never a stored credential hash. Runs off the event loop: a list of 20,000
-people is copied and scanned in a worker thread.
+label, ...), never a stored credential hash. Runs off the event loop, in a worker thread;
+only the page shown is copied out of the policy (not 20,000 people for 50).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from doorkeep.web import ApiError, ErrorCode
+
+Select = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 # Fields never searched (hashes of PINs and cards: a match would leak a value).
 _HIDDEN = frozenset({"value_hmac", "duress_hmac", "code_hmac"})
@@ -28,16 +30,23 @@ def _text(item: dict[str, Any]) -> str:
     return "\x00".join(parts).casefold()
 
 
-def search(load: Callable[[], list[dict[str, Any]]], query: dict[str, Any]) -> dict[str, Any]:
-    """The page of ``load()`` that ``query`` (q, limit, offset) asks for, with the total."""
+def search(load: Callable[[Select], list[dict[str, Any]]], query: dict[str, Any]) -> dict[str, Any]:
+    """The page ``query`` (q, limit, offset) asks for, with the total; ``load(select)``
+    copies only what ``select`` picks from the stored list."""
     offset = query.get("offset", 0)
     if offset < 0:
         raise ApiError(400, ErrorCode.BAD_QUERY, "offset must be 0 or more", "offset")
-    items = load()
     q = (query.get("q") or "").strip().casefold()
-    if q:
-        words = q.split()
-        items = [i for i in items if all(w in _text(i) for w in words)]
     limit = query.get("limit")
-    page = items[offset:] if limit is None else items[offset : offset + limit]
-    return {"items": page, "total": len(items)}
+    total = 0
+
+    def select(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        nonlocal total
+        if q:
+            words = q.split()
+            items = [i for i in items if all(w in _text(i) for w in words)]
+        total = len(items)
+        return items[offset:] if limit is None else items[offset : offset + limit]
+
+    page = load(select)
+    return {"items": page, "total": total}

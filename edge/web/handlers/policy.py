@@ -12,7 +12,7 @@ from typing import Any
 from doorkeep.errors import Conflict, NotFound
 from doorkeep.web import ApiError, ErrorCode
 from edge.web.context import HANDLERS, Call, Handler
-from edge.web.listing import search
+from edge.web.listing import Select, search
 from edge.web.routes import ENTITY_KINDS
 
 
@@ -33,8 +33,8 @@ async def reset_apartment(call: Call) -> Any:
 
 def _entity_handlers(kind: str) -> dict[str, Handler]:
     async def list_(call: Call) -> Any:
-        def load() -> list[dict[str, Any]]:
-            return call.site.list_entities(kind)
+        def load(select: Select) -> list[dict[str, Any]]:
+            return call.site.list_entities(kind, select)
 
         return await asyncio.to_thread(search, load, call.query)
 
