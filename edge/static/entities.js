@@ -1,7 +1,7 @@
 // The policy entity pages (people, apartments, credentials, ...) from one field table each:
 // a search box and page controls over the server's ?q=&limit=&offset= (20,000 people stay
 // on the server), an editor, deletion after a confirmation.
-import { act, api, confirmDialog, debounce, field, put, can, errorText, fmt, h, pageControls, state, table, toast } from "./lib.js";
+import { act, api, confirmDialog, debounce, declared, field, put, can, errorText, fmt, h, pageControls, state, table, toast } from "./lib.js";
 import { tempKeyForm, readTempKeyForm, tempKeyColumns } from "./tempkeys.js";
 
 // Enumerations come from the served OpenAPI document (one definition, in the server).
@@ -230,6 +230,23 @@ export async function entityContext(segment) {
 
 const PAGE_SIZE = 50;
 
+// Filters next to the search box, offered when the server declares them for GET /<kind>
+// (the property-manager engineer's contract); [param, label, choices or null].
+const FILTERS = {
+  people: [["building", "Building"], ["apartment", "Apartment"], ["group", "Group"]],
+  credentials: [["holder", "Holder"], ["person", "Person id"], ["building", "Building"], ["apartment", "Apartment"], ["kind", "Kind", () => ENUMS.CredentialKind]],
+  apartments: [["building", "Building"]],
+  "temp-keys": [["valid", "Valid", () => ["now", "expired", "future"]], ["repeat", "Repeats", () => ["never", "daily", "weekly"]],
+    ["creator", "Creator"], ["visitor", "Visitor"], ["apartment", "Apartment"]],
+};
+
+async function filterFields(segment) {
+  const params = await declared(`/${segment}`);
+  return (FILTERS[segment] || []).filter(([p]) => params && params.has(p)).map(([p, label, choices]) => field(label, choices
+    ? h("select", { name: p }, h("option", { value: "" }, "any"), choices().map((c) => h("option", { value: c }, c)))
+    : h("input", { name: p, autocomplete: "off" })));
+}
+
 export async function entityPage(root, segment) {
   const spec = ENTITY_PAGES[segment];
   const kind = spec.kind || segment;
@@ -237,6 +254,7 @@ export async function entityPage(root, segment) {
   const editor = h("div");
   const listing = h("div", { id: "entity-list" });
   let offset = 0;
+  const filters = await filterFields(segment);
   const search = h("input", { type: "search", name: "q", placeholder: `Search ${spec.title.toLowerCase()}`, "aria-label": `Search ${spec.title.toLowerCase()}`, autocomplete: "off" });
 
   const openEditor = (entity, isNew) => {
@@ -247,7 +265,10 @@ export async function entityPage(root, segment) {
     editor.scrollIntoView({ block: "nearest" });
   };
   const columns = (spec.columnsOf ? spec.columnsOf() : spec.columns.map((c) => ({ label: c.replaceAll("_", " "), render: (r) => fmt(getPath(r, c)) })));
-  if (kind === "credentials") columns.push({ label: "value", render: () => "****" });
+  if (kind === "credentials") {
+    columns[1] = { label: "person", render: (r) => (r.person ? h("a", { href: `#/people/${encodeURIComponent(r.person)}`, onclick: (ev) => ev.stopPropagation() }, r.person_name ? `${r.person_name} (${r.person})` : r.person) : "—") };
+    columns.push({ label: "value", render: () => "****" });
+  }
   if (kind === "people") columns[0] = { label: "id", render: (r) => h("a", { href: `#/people/${encodeURIComponent(r.id)}`, onclick: (ev) => ev.stopPropagation() }, r.id) };
   const onRow = kind === "people" ? (r) => { location.hash = `#/people/${encodeURIComponent(r.id)}`; } : (r) => openEditor(r, false);
 
@@ -256,14 +277,22 @@ export async function entityPage(root, segment) {
     const mine = ++asked;
     const q = search.value.trim();
     const started = performance.now();
-    const page = await api("GET", `/${segment}?limit=${PAGE_SIZE}&offset=${offset}${q ? `&q=${encodeURIComponent(q)}` : ""}`);
+    const params = new URLSearchParams({ limit: PAGE_SIZE, offset });
+    if (q) params.set("q", q);
+    for (const f of filters) {
+      const el = f.querySelector("input, select");
+      if (el.value.trim()) params.set(el.name, el.value.trim());
+    }
+    const page = await api("GET", `/${segment}?${params}`);
     if (mine !== asked) return; // a newer search answered first
     put(listing, pageControls(offset, PAGE_SIZE, page.items.length, page.total, (o) => { offset = o; load(); }),
       table(columns, page.items, onRow));
     listing.dataset.ms = String(Math.round(performance.now() - started));
     listing.dataset.q = q;
   };
-  search.addEventListener("input", debounce(() => { offset = 0; load().catch((e) => toast(errorText(e), true)); }, 250));
+  const again = debounce(() => { offset = 0; load().catch((e) => toast(errorText(e), true)); }, 250);
+  search.addEventListener("input", again);
+  for (const f of filters) f.addEventListener(f.querySelector("select") ? "change" : "input", again);
 
   put(root,
     h("div", { class: "card-head" }, h("h1", {}, spec.title),
@@ -271,7 +300,7 @@ export async function entityPage(root, segment) {
     sync.enrolled ? h("div", { class: "banner", id: "cloud-banner" }, "This site is enrolled with a cloud, which owns people, credentials and groups. Edit them in the cloud; this view is read-only.") : null,
     editor,
     h("section", { class: "panel" },
-      h("form", { class: "filter-bar row", role: "search", onsubmit: (ev) => { ev.preventDefault(); offset = 0; load(); } }, search),
+      h("form", { class: "filter-bar row", role: "search", onsubmit: (ev) => { ev.preventDefault(); offset = 0; load(); } }, search, filters),
       listing));
   await load();
 }

@@ -278,3 +278,21 @@ export function pageControls(offset, limit, shown, total, go) {
     h("button", { type: "button", disabled: offset === 0, onclick: () => go(Math.max(0, offset - limit)) }, "Previous"),
     h("button", { type: "button", disabled: total === undefined ? shown < limit : to >= total, onclick: () => go(offset + limit) }, "Next"));
 }
+
+// -- what the server offers: query parameters of a GET route, from /openapi.json -------------
+let openapi = null;
+/** The query parameter names ``GET path`` declares; null when the route does not exist. */
+export async function declared(path) {
+  openapi ??= api("GET", "/openapi.json").catch(() => ({ paths: {} }));
+  const doc = await openapi;
+  const op = (doc.paths[`/api/v1${path}`] || doc.paths[path] || {}).get;
+  return op ? new Set((op.parameters || []).map((p) => p.name)) : null;
+}
+
+/** Download ``/api/v1<path>`` as the browser's own file download (the cookie goes along). */
+export function download(path) {
+  const a = h("a", { href: `/api/v1${path}`, download: "" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}

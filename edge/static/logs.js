@@ -1,14 +1,7 @@
 // Door events (filters, pages, live), the operation log, alarms. Filters the server does not
 // declare in /openapi.json are not offered (the logs engineer adds building, apartment, ...).
-import { act, api, badge, can, errorText, field, fmt, h, live, pageControls, put, siteInstant, table, timeLabel, toast, when } from "./lib.js";
+import { act, api, badge, can, declared, download, errorText, field, fmt, h, live, pageControls, put, siteInstant, table, timeLabel, toast, when } from "./lib.js";
 
-let openapi = null;
-async function declared(path) {
-  openapi ??= api("GET", "/openapi.json").catch(() => ({ paths: {} }));
-  const doc = await openapi;
-  const op = (doc.paths[`/api/v1${path}`] || doc.paths[path] || {}).get;
-  return op ? new Set((op.parameters || []).map((p) => p.name)) : null;
-}
 
 const name = (id, label) => (label && label !== id ? `${label} (${id})` : fmt(id));
 
@@ -18,6 +11,29 @@ function detailText(e) {
   if (Array.isArray(d.doors)) return `doors: ${d.doors.join(", ") || "none"}${d.actor ? ` · by ${d.actor}` : ""}`;
   if (d.actor) return `by ${d.actor}`;
   return "";
+}
+
+/** Export buttons for a log the server can export (the logs engineer's endpoints). */
+function exportTools(params, path, what) {
+  if (!params) return null;
+  const formats = params.has("format") ? ["csv", "xlsx"] : [null];
+  return h("div", { class: "row end" }, formats.map((f) => h("button", {
+    type: "button", id: `export-${what}${f ? `-${f}` : ""}`,
+    onclick: () => download(f ? `${path}?format=${f}` : path),
+  }, `Export ${what}${f ? ` ${f.toUpperCase()}` : ""}`)));
+}
+
+/** "Verify the chain" when the server offers GET /events/verify. */
+async function verifyTool() {
+  if (!(await declared("/events/verify"))) return null;
+  const out = h("span", { class: "small", id: "verify-result" });
+  return h("div", { class: "row" }, h("button", {
+    type: "button", id: "verify-chain",
+    onclick: async (ev) => {
+      const r = await act(ev.target, () => api("GET", "/events/verify"));
+      if (r) put(out, r.ok === false ? badge("chain broken", "bad") : badge("chain intact", "ok"), ` ${r.message || (r.checked !== undefined ? `${r.checked} events checked` : "")}`);
+    },
+  }, "Verify the event chain"), out);
 }
 
 export function eventColumns() {
@@ -134,20 +150,20 @@ const LOG_TABS = {
       if (first) first.classList.add("fresh");
     });
     form.addEventListener("submit", (ev) => { ev.preventDefault(); cursors = [""]; go(0).catch((e) => toast(errorText(e), true)); });
-    put(el, h("section", { class: "panel" }, form, h("div", { class: "row end" }, exportLink("csv"), exportLink("xlsx"))),
+    put(el, h("section", { class: "panel" }, form, h("div", { class: "row end" }, await verifyTool(), exportLink("csv"), exportLink("xlsx"))),
       h("section", { class: "panel" }, list));
     await go(0);
     return off;
   },
   async Audit(el) {
-    const page = await api("GET", "/audit?limit=200");
-    put(el, h("section", { class: "panel" }, table([
+    const [page, exportable] = await Promise.all([api("GET", "/audit?limit=200"), declared("/audit/export")]);
+    put(el, exportTools(exportable, "/audit/export", "audit"), h("section", { class: "panel" }, table([
       { label: timeLabel(), render: (e) => when(e.at) }, { label: "Who", key: "actor" }, { label: "Action", key: "action" },
       { label: "Target", key: "target" }, { label: "Detail", render: (e) => fmt(e.detail) }], page.items)));
   },
   async Alarms(el) {
-    const page = await api("GET", "/alarms");
-    put(el, h("section", { class: "panel" }, table([
+    const [page, exportable] = await Promise.all([api("GET", "/alarms"), declared("/alarms/export")]);
+    put(el, exportTools(exportable, "/alarms/export", "alarms"), h("section", { class: "panel" }, table([
       { label: timeLabel(), render: (a) => when(a.at) }, { label: "Alarm", key: "kind" }, { label: "Where", key: "source" },
       { label: "State", render: (a) => (a.resolved ? badge("resolved", "ok") : badge("open")) },
       { label: "", render: (a) => (!a.resolved && can("installer") ? h("button", {
