@@ -81,7 +81,7 @@ def put_policy(daemon: Daemon, doc: dict[str, Any]) -> None:
     req = urllib.request.Request(
         f"{daemon.url}/api/v1/policy",
         method="PUT",
-        data=json.dumps(doc).encode(),
+        data=json.dumps(doc, separators=(",", ":")).encode(),
         headers={"Authorization": f"Bearer {daemon.token}", "Content-Type": "application/json"},
     )
     ctx = ssl.create_default_context()
@@ -102,6 +102,10 @@ def big_policy(people: int = 20_000, per_apartment: int = 10) -> dict[str, Any]:
             {"id": f"p{i:05d}", "kind": "resident", "apartment": f"A{i // per_apartment:04d}",
              "role": "master" if i % per_apartment == 0 else "member", "name": name,
              "groups": ["g-b1"]})  # fmt: skip
+        if i % 5 == 0:  # a card for every fifth (PUT /policy takes at most 4 MB)
+            doc["credentials"].append(
+                {"id": f"c{i:05d}", "person": f"p{i:05d}", "kind": "rf_card",
+                 "value": f"{0xA0000000 + i:08X}"})  # fmt: skip
     return doc
 
 
@@ -145,6 +149,13 @@ def test_search_and_pages_at_20000_people(page: Page, daemon: Daemon) -> None:
     page.get_by_role("cell", name="Xaver Quint").click()  # the row leads to the person page
     expect(page.get_by_role("heading", name="Xaver Quint")).to_be_visible()
     expect(page.locator("#person-floors")).to_contain_text("13")
+    page.get_by_role("link", name="Credentials").click()
+    expect(count).to_have_text("1-50 of 4,002")
+    page.get_by_label("Search credentials").fill("p12345")
+    expect(count).to_have_text("1-1 of 1")
+    expect(page.get_by_role("cell", name="c12345")).to_be_visible()
+    expect(page.locator("#entity-list tbody tr").first).to_contain_text("****")
+    assert "A0003039" not in page.content()  # 0xA0000000 + 12345: the card never comes back
     page.get_by_role("link", name="Apartments").click()
     expect(count).to_have_text("1-50 of 2,002")
     page.get_by_label("Search apartments").fill("Apt 2999")
@@ -191,6 +202,19 @@ def test_live_log_shows_new_events_without_a_reload(page: Page, daemon: Daemon) 
     cathy = page.locator("#event-list tbody tr", has_text="p-cathy")
     expect(cathy).to_contain_text("rf_card", timeout=8000)
     assert rows.count() > before
+    # paged: 50 a page, newest first, Previous / Next
+    for _ in range(30):
+        daemon.api("POST", "/presentations", {"reader": "gate-in", "kind": "pin", "value": "4711"})
+    page.get_by_role("button", name="Search").click()
+    count = page.locator("#page-count")
+    expect(count).to_have_text("1-50")
+    newest = rows.first.text_content()
+    page.get_by_role("button", name="Next").click()
+    expect(count).to_have_text(re.compile(r"^51-\d+$"))
+    assert rows.first.text_content() != newest
+    page.get_by_role("button", name="Previous").click()
+    expect(count).to_have_text("1-50")
+    expect(rows.first).to_have_text(newest or "")
     # with "Live" off the list holds still
     page.locator("#live-log").uncheck()
     shown = rows.count()
