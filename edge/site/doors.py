@@ -235,6 +235,8 @@ class Doors:
         return {
             "lockdown": state.lockdown,
             "unlocked": sorted(state.unlocked),
+            # what an emergency unlock would open (the UI asks with these doors named)
+            "group": sorted(self.policy.settings()["emergency"]["doors"]),
             "inputs": [
                 {
                     "id": i.id,

@@ -63,7 +63,9 @@ async function doorsPage(root) {
     h("p", { class: "muted small" }, "Unlock the emergency door group, lock down (only staff may enter), or return to normal. What an input started stays until you clear it."),
     h("div", { class: "row" },
       h("button", { class: "danger", onclick: emergencyAction("unlock", "Emergency unlock?",
-        ["Every door of the emergency group unlocks and stays unlocked until you clear it.", "Anyone can then walk in."],
+        [doors.emergency && doors.emergency.group
+          ? `These doors unlock and stay unlocked until you clear it: ${doorList(doors.emergency.group)}.`
+          : "Every door of the emergency group unlocks and stays unlocked until you clear it.", "Anyone can then walk in."],
         "Unlock the doors", (em) => `Emergency unlock: ${doorList(em.unlocked)}`) }, "Emergency unlock"),
       h("button", { onclick: emergencyAction("lockdown", "Lock down the site?",
         [`Every door locks: ${doorList(doors.items.map((d) => d.id))}.`, "Only staff credentials open them until you clear the lockdown."],

@@ -258,6 +258,7 @@ def test_emergency_and_deletion_ask_first_and_records_list_every_door(
     page.get_by_role("button", name="Emergency unlock").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Emergency unlock?")
+    expect(dialog).to_contain_text("until you clear it: Main gate, Lobby.")  # the group, named
     shot(page, "confirm-emergency")
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_have_count(0)
