@@ -47,7 +47,7 @@ def login_as(page: Page, daemon: Daemon, user: tuple[str, str]) -> None:
 
 def visit(page: Page, daemon: Daemon, hash_: str) -> None:
     page.goto(f"{daemon.url}/#/{hash_}")
-    expect(page.locator("main h1")).to_be_visible()
+    expect(page.locator(f'main .page[data-page="{hash_}"] h1')).to_be_visible()
     expect(page.locator("main")).not_to_contain_text("Loading…")
     expect(page.locator("main")).not_to_contain_text("Could not load")
 
