@@ -187,6 +187,14 @@ class Doors:
         if action == "unlock" and not group:
             raise ValueError("no doors given and the policy's emergency group is empty")
         state = self._emergency
+        everything = sorted(self.policy.snapshot.doors)
+        # What the record lists: every door the action touched (a lockdown locks them all).
+        affected = {
+            "unlock": sorted(group),
+            "lock": sorted(frozenset(group) if doors else state.unlocked),
+            "lockdown": everything,
+            "clear": everything if state.lockdown else sorted(state.unlocked),
+        }[action]
         if action == "unlock":
             state.unlocked = state.unlocked | frozenset(group)
             outcome = await self.hw.emergency_unlock(frozenset(group), True)
@@ -214,11 +222,11 @@ class Doors:
                 "emergency",
                 action,
                 "success",
-                detail={"actor": actor, "doors": group},
+                detail={"actor": actor, "doors": affected},
             )
         )
         await self.record(outcome)
-        await self.store.audit(actor, f"emergency.{action}", "site", {"doors": group})
+        await self.store.audit(actor, f"emergency.{action}", "site", {"doors": affected})
         if action in ("unlock", "lockdown"):
             await self.log.raise_alarm(
                 "emergency", source="operator", detail={"action": action, "actor": actor}
@@ -231,6 +239,8 @@ class Doors:
         return {
             "lockdown": state.lockdown,
             "unlocked": sorted(state.unlocked),
+            # what an emergency unlock would open (the UI asks with these doors named)
+            "group": sorted(self.policy.settings()["emergency"]["doors"]),
             "inputs": [
                 {
                     "id": i.id,

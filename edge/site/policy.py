@@ -28,6 +28,8 @@ from edge.store import AuditEntry, EdgeStore
 
 log = logging.getLogger(__name__)
 
+#: Picks some of an entity list (a search's page) before it is copied.
+
 # REST/UI entity kinds -> document lists. Holidays and hold-open are policy entities too.
 ENTITY_KINDS: Mapping[str, str] = {
     "people": "people",
@@ -133,6 +135,7 @@ class SitePolicy:
         return policydoc.settings_of(self._doc)
 
     def list_entities(self, kind: str) -> list[dict[str, Any]]:
+        """A copy of the items of ``kind`` (searches and pages: edge/site/pm.py)."""
         return copy.deepcopy(list(self._doc.get(_doc_kind(kind)) or []))
 
     def get_entity(self, kind: str, key: str) -> dict[str, Any]:

@@ -14,8 +14,10 @@ async function refreshMe() {
   }
 }
 
-function chrome() {
+function chrome(bare) {
   const loggedIn = !!state.me;
+  // onboarding and login stand alone: no navigation, no live dot, no menu
+  document.body.classList.toggle("bare", bare);
   document.getElementById("nav").hidden = !loggedIn;
   document.getElementById("logout").hidden = !loggedIn;
   document.getElementById("who").textContent = loggedIn ? `${state.me.username} · ${state.me.role}` : "";
@@ -27,10 +29,12 @@ function chrome() {
 }
 
 let leaving = [];
+let visits = 0;
 async function route() {
+  const mine = ++visits;
   for (const fn of leaving) fn();
   leaving = [];
-  const page = (location.hash.split("/")[1] || "").split("?")[0];
+  const [page = "", id = ""] = location.hash.split("?")[0].split("/").slice(1).map((p) => decodeURIComponent(p || ""));
   if (!state.health) state.health = await api("GET", "/health").catch(() => null);
   const setup = await api("GET", "/auth/setup").catch(() => ({ setup_required: false }));
   if (setup.setup_required) {
@@ -39,15 +43,21 @@ async function route() {
     await refreshMe();
     if (!state.me && page !== "login") { location.hash = "#/login"; return; }
   }
+  if (mine !== visits) return; // another visit started meanwhile
   if (state.me) live.start(); else live.stop();
   const render = PAGES[page] || (state.me ? PAGES.dashboard : PAGES.login);
-  chrome();
+  chrome(render === PAGES.login || render === PAGES.setup);
   document.getElementById("nav").classList.add("closed");
-  const root = view();
-  put(root, h("p", { class: "muted" }, "Loading…"));
+  // Each visit renders into its own element: a slow page that finishes after the user has
+  // moved on writes into a detached element, never over the page now shown.
+  const root = h("div", { class: "page", dataset: { page: [page, id].filter(Boolean).join("/") } },
+    h("p", { class: "muted" }, "Loading…"));
+  put(view(), root);
   try {
-    const cleanup = await render(root, { onLogin: afterLogin });
-    if (typeof cleanup === "function") leaving.push(cleanup);
+    const cleanup = await render(root, { onLogin: afterLogin, id: id || null });
+    if (typeof cleanup === "function") {
+      if (mine === visits) leaving.push(cleanup); else cleanup();
+    }
   } catch (err) {
     put(root, h("div", { class: "banner" }, `Could not load this page: ${errorText(err)}`));
   }

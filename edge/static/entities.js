@@ -1,5 +1,8 @@
-// The policy entity pages (people, apartments, credentials, ...) from one field table each.
-import { act, api, field, put, can, errorText, fmt, h, state, table, toast } from "./lib.js";
+// The policy entity pages (people, apartments, credentials, ...) from one field table each:
+// a search box and page controls over the server's ?q=&limit=&offset= (20,000 people stay
+// on the server), an editor, deletion after a confirmation.
+import { act, api, confirmDialog, debounce, declared, field, put, can, errorText, fmt, h, pageControls, state, table, toast } from "./lib.js";
+import { tempKeyForm, readTempKeyForm, tempKeyColumns } from "./tempkeys.js";
 
 // Enumerations come from the served OpenAPI document (one definition, in the server).
 const ENUMS = { CredentialKind: [] };
@@ -44,6 +47,7 @@ export const ENTITY_PAGES = {
       ["schedule.repeat", "Repeats", "select", ["daily", "weekly", "never"]], ["schedule.days", "Days (weekly: mon,tue,...)", "list"],
       ["schedule.start", "From", "text"], ["schedule.end", "Until", "text"]],
     columns: ["id", "name", "doors", "building_default"],
+    blank: () => ({ schedule: { repeat: "daily", start: "00:00", end: "23:59" } }),
   },
   "temp-keys": {
     one: "temp key", title: "Temp keys", write: "admin", kind: "temp_keys",
@@ -52,6 +56,9 @@ export const ENTITY_PAGES = {
       ["uses_per_door", "Uses per door", "int"], ["schedule.repeat", "Repeats", "select", ["never", "daily", "weekly"]],
       ["schedule.start", "From", "text"], ["schedule.end", "Until", "text"]],
     columns: ["id", "name", "apartment", "kind", "doors", "uses_per_door"],
+    form: (entity, isNew, readOnly, refs) => tempKeyForm(entity, isNew, readOnly, state.doors || [], refs.apartments),
+    read: (form, entity) => readTempKeyForm(form, entity),
+    columnsOf: () => tempKeyColumns(),
   },
   reservations: {
     one: "reservation", title: "Reservations", write: "admin",
@@ -72,6 +79,31 @@ function setPath(obj, path, value) {
   if (value === undefined) delete o[last]; else o[last] = value;
 }
 
+// A reference to another list: a select when the list is short, else a searchable input
+// (typed text is looked up on the server: a site may have 20,000 people).
+const REF_SELECT_MAX = 500;
+async function loadRefs(spec) {
+  const needs = [...new Set(spec.fields.filter((f) => f[2] === "ref").map((f) => f[3]))];
+  return Object.fromEntries(await Promise.all(needs.map(async (r) => {
+    const page = await api("GET", `/${r}?limit=${REF_SELECT_MAX}`);
+    return [r, (page.total ?? page.items.length) > page.items.length ? null : page.items];
+  })));
+}
+
+function refSearch(common, value, target) {
+  const listId = `refs-${common.name}`;
+  const options = h("datalist", { id: listId });
+  const el = h("input", { ...common, value: value ?? "", autocomplete: "off", placeholder: "type to search", list: listId });
+  el.setAttribute("list", listId);
+  el.addEventListener("input", debounce(async () => {
+    const q = el.value.trim();
+    if (!q) return;
+    const page = await api("GET", `/${target}?q=${encodeURIComponent(q)}&limit=20`).catch(() => ({ items: [] }));
+    put(options, page.items.map((r) => h("option", { value: r.id }, r.name ? `${r.name} (${r.id})` : r.id)));
+  }));
+  return [el, options];
+}
+
 function input(fieldSpec, entity, refs, readOnly) {
   const [path, label, type, opt] = fieldSpec;
   const value = getPath(entity, path);
@@ -79,6 +111,11 @@ function input(fieldSpec, entity, refs, readOnly) {
   let el;
   if (type === "select") {
     el = h("select", common, opt.map((o) => h("option", { value: o, selected: (value ?? "") === o }, o || "—")));
+  } else if (type === "ref" && refs[opt] === null) {
+    const [el2, options] = refSearch(common, value, opt);
+    const wrap = field(label, el2);
+    wrap.append(options);
+    return wrap;
   } else if (type === "ref") {
     el = h("select", common, h("option", { value: "" }, "—"),
       (refs[opt] || []).map((r) => h("option", { value: r.id, selected: value === r.id }, r.name ? `${r.name} (${r.id})` : r.id)));
@@ -133,66 +170,137 @@ async function captureCard(form, refs, note) {
   void refs;
 }
 
-export async function entityPage(root, segment) {
-  await loadEnums();
+
+/** The editor of one entity (new or existing); ``done()`` after a save or a delete. */
+export function entityEditor(segment, entity, isNew, { refs, readOnly, done, close }) {
   const spec = ENTITY_PAGES[segment];
   const kind = spec.kind || segment;
-  const [items, sync] = await Promise.all([api("GET", `/${segment}`), api("GET", "/sync")]);
+  const error = h("p", { class: "error", role: "alert" });
+  const form = spec.form
+    ? spec.form(entity, isNew, readOnly, refs)
+    : h("form", { class: "fields", id: "entity-form" }, spec.fields.map((f) => input(f, entity, refs, readOnly)));
+  form.id = "entity-form";
+  const buttons = h("div", { class: "row end" });
+  if (kind === "credentials" && !readOnly) {
+    const note = h("span", { class: "small muted", id: "capture-note" });
+    form.append(h("div", { class: "row" },
+      field("Reader", h("select", { name: "capture-reader" }, (state.readers || []).map((r) => h("option", { value: r.id }, r.id)))),
+      h("button", { type: "button", onclick: () => captureCard(form, refs, note) }, "Present a card now"), note));
+  }
+  if (!readOnly) {
+    buttons.append(h("button", { class: "primary", type: "submit", form: "entity-form" }, isNew ? "Create" : "Save"));
+    if (!isNew) {
+      buttons.append(h("button", {
+        class: "danger", type: "button",
+        onclick: async (ev) => {
+          const extra = kind === "people" ? " Their credentials are deleted with them." : "";
+          if (!(await confirmDialog(`Delete ${spec.one} ${entity.id}?`, `This cannot be undone.${extra}`, "Delete"))) return;
+          if (await act(ev.target, () => api("DELETE", `/${segment}/${encodeURIComponent(entity.id)}`).then(() => true), `${entity.id} deleted`)) done(null);
+        },
+      }, "Delete"));
+    }
+  }
+  buttons.append(h("button", { type: "button", onclick: close }, "Close"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    error.textContent = "";
+    const body = spec.read ? spec.read(form, entity) : readForm(form, spec.fields, entity);
+    if (form.dataset.captured) { body.value_hmac = form.dataset.captured; delete body.value; delete body.duress_hmac; }
+    try {
+      if (isNew) await api("POST", `/${segment}`, body);
+      else await api("PUT", `/${segment}/${encodeURIComponent(entity.id)}`, body);
+      toast(`${body.id} saved`);
+      done(body);
+    } catch (err) {
+      error.textContent = errorText(err);
+    }
+  });
+  return h("section", { class: "panel" }, h("h2", {}, isNew ? `New ${spec.one}` : `${spec.one[0].toUpperCase()}${spec.one.slice(1)} ${entity.id}`), form, error, buttons);
+}
+
+export async function entityContext(segment) {
+  await loadEnums();
+  const spec = ENTITY_PAGES[segment];
+  const [sync, refs] = await Promise.all([api("GET", "/sync"), loadRefs(spec)]);
   state.sync = sync;
-  const refNeeds = [...new Set(spec.fields.filter((f) => f[2] === "ref").map((f) => f[3]))];
-  const refs = Object.fromEntries(await Promise.all(refNeeds.map(async (r) => [r, (await api("GET", `/${r}`)).items])));
-  const readOnly = sync.enrolled || !can(spec.write);
+  if ((spec.kind || segment) === "credentials" && !state.readers) state.readers = (await api("GET", "/hardware")).readers;
+  if (spec.form && !state.doors) state.doors = (await api("GET", "/doors")).items;
+  return { sync, refs, readOnly: sync.enrolled || !can(spec.write) };
+}
+
+const PAGE_SIZE = 50;
+
+// Filters next to the search box, offered when the server declares them for GET /<kind>
+// (the property-manager engineer's contract); [param, label, choices or null].
+const FILTERS = {
+  people: [["building", "Building"], ["apartment", "Apartment"], ["group", "Group"]],
+  credentials: [["holder", "Holder"], ["person", "Person id"], ["building", "Building"], ["apartment", "Apartment"], ["kind", "Kind", () => ENUMS.CredentialKind]],
+  apartments: [["building", "Building"]],
+  "temp-keys": [["valid", "Valid", () => ["now", "expired", "future"]], ["repeat", "Repeats", () => ["never", "daily", "weekly"]],
+    ["creator", "Creator"], ["visitor", "Visitor"], ["apartment", "Apartment"]],
+};
+
+async function filterFields(segment) {
+  const params = await declared(`/${segment}`);
+  return (FILTERS[segment] || []).filter(([p]) => params && params.has(p)).map(([p, label, choices]) => field(label, choices
+    ? h("select", { name: p }, h("option", { value: "" }, "any"), choices().map((c) => h("option", { value: c }, c)))
+    : h("input", { name: p, autocomplete: "off" })));
+}
+
+export async function entityPage(root, segment) {
+  const spec = ENTITY_PAGES[segment];
+  const kind = spec.kind || segment;
+  const { sync, refs, readOnly } = await entityContext(segment);
   const editor = h("div");
+  const listing = h("div", { id: "entity-list" });
+  let offset = 0;
+  const filters = await filterFields(segment);
+  const search = h("input", { type: "search", name: "q", placeholder: `Search ${spec.title.toLowerCase()}`, "aria-label": `Search ${spec.title.toLowerCase()}`, autocomplete: "off" });
 
   const openEditor = (entity, isNew) => {
-    const error = h("p", { class: "error", role: "alert" });
-    const form = h("form", { class: "fields", id: "entity-form" }, spec.fields.map((f) => input(f, entity, refs, readOnly)));
-    const buttons = h("div", { class: "row end" });
-    if (kind === "credentials" && !readOnly) {
-      const note = h("span", { class: "small muted", id: "capture-note" });
-      form.append(h("div", { class: "row" },
-        field("Reader", h("select", { name: "capture-reader" }, (state.readers || []).map((r) => h("option", { value: r.id }, r.id)))),
-        h("button", { type: "button", onclick: () => captureCard(form, refs, note) }, "Present a card now"), note));
-    }
-    if (!readOnly) {
-      buttons.append(h("button", { class: "primary", type: "submit", form: "entity-form" }, isNew ? "Create" : "Save"));
-      if (!isNew) {
-        buttons.append(h("button", {
-          class: "danger", type: "button",
-          onclick: async (ev) => {
-            if (await act(ev.target, () => api("DELETE", `/${segment}/${encodeURIComponent(entity.id)}`).then(() => true), `${entity.id} deleted`)) entityPage(root, segment);
-          },
-        }, "Delete"));
-      }
-    }
-    buttons.append(h("button", { type: "button", onclick: () => put(editor) }, "Close"));
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      error.textContent = "";
-      const body = readForm(form, spec.fields, entity);
-      if (form.dataset.captured) { body.value_hmac = form.dataset.captured; delete body.value; delete body.duress_hmac; }
-      try {
-        if (isNew) await api("POST", `/${segment}`, body);
-        else await api("PUT", `/${segment}/${encodeURIComponent(entity.id)}`, body);
-        toast(`${body.id} saved`);
-        await entityPage(root, segment);
-      } catch (err) {
-        error.textContent = errorText(err);
-      }
-    });
-    put(editor, h("section", { class: "panel" }, h("h2", {}, isNew ? `New ${spec.one}` : `${spec.one[0].toUpperCase()}${spec.one.slice(1)} ${entity.id}`), form, error, buttons));
+    put(editor, entityEditor(segment, entity, isNew, {
+      refs, readOnly, close: () => put(editor),
+      done: () => { put(editor); load(); },
+    }));
     editor.scrollIntoView({ block: "nearest" });
   };
-
-  if (kind === "credentials" && !state.readers) {
-    state.readers = (await api("GET", "/hardware")).readers;
+  const columns = (spec.columnsOf ? spec.columnsOf() : spec.columns.map((c) => ({ label: c.replaceAll("_", " "), render: (r) => fmt(getPath(r, c)) })));
+  if (kind === "credentials") {
+    columns[1] = { label: "person", render: (r) => (r.person ? h("a", { href: `#/people/${encodeURIComponent(r.person)}`, onclick: (ev) => ev.stopPropagation() }, r.person_name ? `${r.person_name} (${r.person})` : r.person) : "—") };
+    columns.push({ label: "value", render: () => "****" });
   }
-  const columns = spec.columns.map((c) => ({ label: c.replaceAll("_", " "), render: (r) => fmt(getPath(r, c)) }));
-  if (kind === "credentials") columns.push({ label: "value", render: () => "****" });
-  put(root, 
+  if (kind === "people") columns[0] = { label: "id", render: (r) => h("a", { href: `#/people/${encodeURIComponent(r.id)}`, onclick: (ev) => ev.stopPropagation() }, r.id) };
+  const onRow = kind === "people" ? (r) => { location.hash = `#/people/${encodeURIComponent(r.id)}`; } : (r) => openEditor(r, false);
+
+  let asked = 0;
+  const load = async () => {
+    const mine = ++asked;
+    const q = search.value.trim();
+    const started = performance.now();
+    const params = new URLSearchParams({ limit: PAGE_SIZE, offset });
+    if (q) params.set("q", q);
+    for (const f of filters) {
+      const el = f.querySelector("input, select");
+      if (el.value.trim()) params.set(el.name, el.value.trim());
+    }
+    const page = await api("GET", `/${segment}?${params}`);
+    if (mine !== asked) return; // a newer search answered first
+    put(listing, pageControls(offset, PAGE_SIZE, page.items.length, page.total, (o) => { offset = o; load(); }),
+      table(columns, page.items, onRow));
+    listing.dataset.ms = String(Math.round(performance.now() - started));
+    listing.dataset.q = q;
+  };
+  const again = debounce(() => { offset = 0; load().catch((e) => toast(errorText(e), true)); }, 250);
+  search.addEventListener("input", again);
+  for (const f of filters) f.addEventListener(f.querySelector("select") ? "change" : "input", again);
+
+  put(root,
     h("div", { class: "card-head" }, h("h1", {}, spec.title),
-      readOnly ? null : h("button", { class: "primary", id: "new-entity", onclick: () => openEditor(kind === "groups" ? { schedule: { repeat: "daily", start: "00:00", end: "23:59" } } : {}, true) }, "New")),
+      readOnly ? null : h("button", { class: "primary", id: "new-entity", onclick: () => openEditor(spec.blank ? spec.blank() : {}, true) }, "New")),
     sync.enrolled ? h("div", { class: "banner", id: "cloud-banner" }, "This site is enrolled with a cloud, which owns people, credentials and groups. Edit them in the cloud; this view is read-only.") : null,
     editor,
-    h("section", { class: "panel" }, table(columns, items.items, (r) => openEditor(r, false))));
+    h("section", { class: "panel" },
+      h("form", { class: "filter-bar row", role: "search", onsubmit: (ev) => { ev.preventDefault(); offset = 0; load(); } }, search, filters),
+      listing));
+  await load();
 }

@@ -285,6 +285,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "lockdown": {"type": "boolean"},
             "unlocked": {"type": "array", "items": _STR},
+            "group": {"type": "array", "items": _STR},
             "inputs": {
                 "type": "array",
                 "items": {

@@ -140,6 +140,23 @@ async def test_lockdown_refuses_residents_and_lets_staff_and_operators_through(s
     assert (await site.present("lobby-in", "pin", "2580"))["granted"]
 
 
+async def test_emergency_records_list_every_door_they_touched(site: Site):
+    """A lockdown locks every door, so its record names every door (not the unlock group)."""
+    doors = sorted(d["id"] for d in site.doors())
+    doc = site.policy_document()
+    doc["settings"]["emergency"]["doors"] = ["gate"]  # a group smaller than the site
+    await site.apply_policy(doc, actor="admin:test")
+    assert doors == ["gate", "lobby"]
+    await site.emergency("unlock", actor="admin:test")
+    await site.emergency("lockdown", actor="admin:test")
+    await site.emergency("clear", actor="admin:test")
+    events, _ = await site.events(type="emergency")
+    touched = {e["action"]: e["detail"]["doors"] for e in events}
+    assert touched == {"unlock": ["gate"], "lockdown": doors, "clear": doors}
+    audit, _ = await site.audit_log()
+    assert [a["detail"]["doors"] for a in audit if a["action"] == "emergency.lockdown"] == [doors]
+
+
 async def test_board_that_stops_answering_gives_offline_then_recovers_by_itself(
     site: Site, feed: Feed
 ):
