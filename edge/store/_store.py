@@ -517,23 +517,9 @@ class EdgeStore:
             lambda conn: _alarms.resolve(conn, alarm_id, actor=actor, note=note, clock=self._now)
         )
 
-    async def query_alarms(
-        self,
-        *,
-        open_only: bool = False,
-        kind: str | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Alarm records, newest first; ``open_only`` leaves out the resolved ones.
-
-        A list (the first page) for the daemon's callers; `query_alarm_page` pages.
-        """
-        rows, _ = await self.query_alarm_page(
-            open_only=open_only, kind=kind, since=since, until=until, limit=limit, cursor=cursor
-        )
+    async def query_alarms(self, **query: Any) -> list[dict[str, Any]]:
+        """The first page of `query_alarm_page` (its filters), for the daemon's callers."""
+        rows, _ = await self.query_alarm_page(**query)
         return rows
 
     async def query_alarm_page(

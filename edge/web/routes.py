@@ -19,7 +19,8 @@ from doorkeep.web import Route as _Route
 from edge.auth import Role
 from edge.core.decide import Reason
 from edge.store import cursor_pattern
-from edge.web.schemas import HARDWARE_TABLES, SCHEMAS, entity_schema
+from edge.web.derived import entity_schema
+from edge.web.schemas import HARDWARE_TABLES, SCHEMAS
 
 __all__ = [
     "API_PREFIX",

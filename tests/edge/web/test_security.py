@@ -17,8 +17,8 @@ import pytest
 import edge.auth as auth_mod
 from edge.auth import Role
 from edge.service import Site
+from edge.web.derived import ENTITY_LISTS, entity_schema
 from edge.web.routes import ROUTES, DeviceAuth, Route
-from edge.web.schemas import ENTITY_LISTS, entity_schema
 from tests.edge.readers.garage import Garage, garage
 from tests.edge.web.conftest import PASSWORD, Api, Clock
 from tests.edge.web.sample import sample_policy
