@@ -51,6 +51,7 @@ from cloud_sync.api.common import (
 from cloud_sync.api.sync import MAX_WAIT_S
 from cloud_sync.keys import CloudKeys
 from cloud_sync.store import CloudStore
+from doorkeep import listing
 from doorkeep.errors import AuthError, SyncError
 from doorkeep.web import (
     Param,
@@ -108,6 +109,19 @@ _EVENTS = (
     Param("cursor", "string", "Doorkeep-Next-Cursor of the previous page"),
 )
 _ALL = (Param("all", "string", "1: resolved alarms too", ("0", "1", "true", "false")),)
+# The list contract of doorkeep/listing.py; which filters a kind takes, the handler checks.
+_LIST = (
+    Param("q", "string", "case-insensitive substring of the id and name-like fields"),
+    Param("limit", "integer", "page size, 1-1000 (default: every match)"),
+    Param("offset", "integer", "matches to skip (default 0)"),
+    *{
+        f.name: Param(f.name, "string", f.description)
+        for filters in listing.FILTERS.values()
+        for f in filters
+    }.values(),
+)
+_DRY_RUN = (Param("dry_run", "string", "true: check only", ("0", "1", "true", "false")),)
+_FILE_FORMAT = (Param("format", "string", "file format (default xlsx)", ("csv", "xlsx")),)
 
 # fmt: off
 ROUTES: tuple[CloudRoute, ...] = (
@@ -141,10 +155,13 @@ ROUTES: tuple[CloudRoute, ...] = (
           summary="Resolve one alarm"),
     # before the entity rows, which would take "import"/"export" for an entity kind
     Route("POST", _SITE_ + "/import/{kind}", op="import_site_file", role="admin",
-          summary="Import a residents, cards or staff file (the .xlsx/.csv as the body)"),
+          summary="Import a residents, cards or staff file (the .xlsx/.csv as the body)",
+          query=_DRY_RUN),
     Route("GET", _SITE_ + "/export/{kind}", op="export_site_file", role="admin",
-          summary="Residents, apartments, cards or staff as a file (credentials masked)"),
-    Route("GET", _KIND, op="list_entities", role="admin", summary="List entities of one kind"),
+          summary="Residents, apartments, cards or staff as a file (credentials masked)",
+          query=_FILE_FORMAT),
+    Route("GET", _KIND, op="list_entities", role="admin", summary="List entities of one kind",
+          query=_LIST),
     Route("POST", _KIND, op="create_entity", role="admin", summary="Create an entity", status=201),
     Route("GET", _EID, op="get_entity", role="admin", summary="One entity"),
     Route("PUT", _EID, op="put_entity", role="admin", summary="Create or replace an entity"),

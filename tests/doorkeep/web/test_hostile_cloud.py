@@ -92,7 +92,7 @@ async def test_an_event_cursor_with_a_huge_number_is_a_clear_400(
         "/sites?colour=red",
         "/sites/s1/events?apartment=A1",  # a filter the cloud does not have is not ignored
         "/sites/s1/alarms?open=1",
-        "/sites/s1/people?q=x",
+        "/sites/s1/people?colour=red",
         "/sites/s1/events?limit=5&limit=6",  # given twice
     ],
 )
