@@ -69,7 +69,7 @@ FILTERS: Mapping[str, tuple[Filter, ...]] = {
 
 #: The fields ``q`` looks in, per list ("holder": the credential holder's name).
 SEARCHED: Mapping[str, tuple[str, ...]] = {
-    "people": ("id", "name"),
+    "people": ("id", "name", "apartment"),
     "credentials": ("id", "label", "person", "holder"),
     "groups": ("id", "name"),
     "temp_keys": ("id", "name", "created_by"),
@@ -222,9 +222,9 @@ def search(
     change them); ``total`` counts every match before paging.
     """
     rows = index.rows[kind]
-    if query.q:
-        needle = query.q.casefold()
-        rows = [r for r in rows if needle in r.text]
+    if query.q:  # every word of q somewhere in the row (a name and an apartment, say)
+        words = query.q.casefold().split()
+        rows = [r for r in rows if all(w in r.text for w in words)]
     for name, wanted in query.filters.items():  # each filter narrows the rows left
         rows = list(filter(_predicate(name, wanted, now, tz), rows))
     end = None if query.limit is None else query.offset + query.limit
