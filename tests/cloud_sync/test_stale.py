@@ -26,18 +26,20 @@ CLOUD = b.generate_signer()
 
 
 class Immediate204:
-    """A "cloud" (or a proxy in front of one) that answers every bundle poll with 204 at once."""
+    """A "cloud" (or a proxy in front of one) that answers every bundle poll with 204 at
+    once, or with what ``answer`` makes of the poll."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: Callable[[web.Request], web.Response] | None = None) -> None:
         self.port = free_port()
         self.polls = 0
+        self.answer = answer or (lambda _r: web.Response(status=204))
 
     async def __aenter__(self) -> Self:
         app = web.Application()
 
-        async def bundle(_r: web.Request) -> web.Response:
+        async def bundle(request: web.Request) -> web.Response:
             self.polls += 1
-            return web.Response(status=204)
+            return self.answer(request)
 
         async def ok(_r: web.Request) -> web.Response:
             return web.json_response({"ok": True, "watermark": 0, "resend_from": None})
@@ -159,46 +161,25 @@ def test_a_forged_or_replayed_nothing_new_is_refused(
 # ------------------------------------------------------------ the signed time
 
 
-class SignedTimeCloud:
+def signed_time_cloud(cloud_now: datetime) -> Immediate204:
     """A cloud that answers each poll with a signed "nothing new" for its nonce, dated
     ``cloud_now`` (the site's clock guard may use it to confirm the wall clock)."""
 
-    def __init__(self, cloud_now: datetime) -> None:
-        self.port = free_port()
-        self.cloud_now = cloud_now
-        self.polls = 0
+    def answer(request: web.Request) -> web.Response:
+        have = int(request.query["version"])
+        body = b.build_current(
+            CLOUD, site_id="s1", version=have, edge_version=have,
+            nonce=request.query["nonce"], now=cloud_now,
+        )  # fmt: skip
+        return web.Response(body=body, content_type="application/vnd.doorkeep.current+json")
 
-    async def __aenter__(self) -> Self:
-        app = web.Application()
-
-        async def bundle(request: web.Request) -> web.Response:
-            self.polls += 1
-            have = int(request.query["version"])
-            body = b.build_current(
-                CLOUD, site_id="s1", version=have, edge_version=have,
-                nonce=request.query["nonce"], now=self.cloud_now,
-            )  # fmt: skip
-            return web.Response(body=body, content_type="application/vnd.doorkeep.current+json")
-
-        async def ok(_r: web.Request) -> web.Response:
-            return web.json_response({"ok": True, "watermark": 0, "resend_from": None})
-
-        app.router.add_get("/api/v1/sync/bundle", bundle)
-        app.router.add_post("/api/v1/sync/report", ok)
-        app.router.add_post("/api/v1/sync/events", ok)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.cleanup()
+    return Immediate204(answer)
 
 
 async def test_a_signed_nothing_new_vouches_for_a_wall_clock_that_agrees_with_it() -> None:
     edge = FakeEdge()
     wall = [NOW.timestamp()]
-    async with SignedTimeCloud(NOW) as cloud:
+    async with signed_time_cloud(NOW) as cloud:
         enrollment = Enrollment(
             url=f"http://127.0.0.1:{cloud.port}", site_id="s1", token="t",
             key_id=CLOUD.key_id, public_key=CLOUD.public_b64, secret=(b"\x01" * 32).hex(),
