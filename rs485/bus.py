@@ -199,9 +199,8 @@ class _TcpLink(_Link):
         if loop.time() < self._next_attempt:
             raise DeviceError(f"{self._host}:{self._port} is unreachable; retrying later")
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self._host, self._port), timeout=2.0
-            )
+            async with asyncio.timeout(2.0):  # not wait_for (3.11 can swallow a cancel)
+                reader, writer = await asyncio.open_connection(self._host, self._port)
         except (OSError, TimeoutError) as err:
             self._next_attempt = loop.time() + self._health.failed(err)
             raise DeviceTimeout(f"cannot connect to {self._host}:{self._port}: {err}") from err
@@ -548,7 +547,10 @@ class Bus:
                 raise _Timeout
             link.readable.clear()
             try:
-                await asyncio.wait_for(link.readable.wait(), remaining)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel
+                # that lands as the answer arrives, and the owner task then never stops
+                async with asyncio.timeout(remaining):
+                    await link.readable.wait()
             except TimeoutError:
                 raise _Timeout from None
 

@@ -100,7 +100,8 @@ async def bundle_handler(request: web.Request) -> web.Response:
         if remaining <= 0:
             return await nothing_new(resend)
         try:
-            await asyncio.wait_for(woken.wait(), remaining)
+            async with asyncio.timeout(remaining):  # not wait_for (3.11 can swallow a cancel)
+                await woken.wait()
         except TimeoutError:
             return await nothing_new(resend)
         if resend is None and (asked := await store.resend_from(site_id)) is not None:

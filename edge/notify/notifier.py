@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How long closing the site waits for the notifier's tasks after cancelling them.
+STOP_TIMEOUT_S = 5.0
+
 #: Notices waiting for the pump; past this they are counted as dropped.
 QUEUE_SIZE: Final = 1000
 #: Messages a channel holds; a digest keeps at most this many notices.
@@ -215,9 +218,11 @@ class Notifier:
             finally:
                 for task in tasks:
                     task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+                for task in stuck:  # a send that ignores its cancel: never hang the site's close
+                    log.warning(
+                        "notify: %s did not stop within %s s", task.get_name(), STOP_TIMEOUT_S
+                    )
                 held = self._queue.qsize() + len(self._held)
                 held += sum(len(m.notices) for c in self.channels.values() for m in c.backlog)
                 if held:
@@ -255,8 +260,12 @@ class Notifier:
     async def _pump(self) -> None:
         while True:
             timeout = self._window.wait_s(self.clock()) if self._held else None
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel
+            # that lands as the queue hands over an item, and shutdown then waits forever
+            notice: Notice | None = None
             try:
-                notice: Notice | None = await asyncio.wait_for(self._queue.get(), timeout)
+                async with asyncio.timeout(timeout):
+                    notice = await self._queue.get()
             except TimeoutError:
                 notice = None
             now = self.clock()

@@ -42,8 +42,9 @@ async def sse(call: Call) -> web.StreamResponse:
     pumper = asyncio.create_task(pump(), name="sse-pump")
     try:
         while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), SSE_HEARTBEAT_S)
+            try:  # asyncio.timeout: 3.11's wait_for can swallow a cancel (edge/notify)
+                async with asyncio.timeout(SSE_HEARTBEAT_S):
+                    item = await queue.get()
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
