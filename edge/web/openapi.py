@@ -53,10 +53,10 @@ def _extra(route: Route) -> dict[str, Any]:
     elif isinstance(route.role, DeviceAuth):
         out["security"] = [{"readerToken": []}]
     if route.op in _UPLOADS:  # the file itself is the body
-        binary = {"schema": {"type": "string", "contentEncoding": "binary"}}
+        binary = {"schema": {"type": "string", "contentEncoding": "binary", "minLength": 1}}
         out["requestBody"] = {
             "required": True,
-            "content": {"text/csv": {"schema": {"type": "string"}}, XLSX: binary},
+            "content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}, XLSX: binary},
         }
     return out
 

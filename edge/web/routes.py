@@ -112,7 +112,10 @@ _FORMAT = Param("format", "string", "file format (default csv)", ("csv", "xlsx")
 _IMPORT_QUERY = (
     Param("dry_run", "boolean", "check every row, change nothing"),
     Param(
-        "job", "string", "a job id the client picks (8-64 of A-Za-z0-9_-) for GET /import/jobs/{id}"
+        "job",
+        "string",
+        "a job id the client picks (8-64 of A-Za-z0-9_-) for GET /import/jobs/{id}",
+        pattern="^[A-Za-z0-9_-]{8,64}$",
     ),
 )
 

@@ -41,6 +41,8 @@ SEEN = {"cases": 0, "server_errors": 0, "operations": 0, "valid": 0, "semantic":
 SEMANTIC = {
     "PUT /api/v1/policy": "policy_invalid",
     "PUT /api/v1/hardware": "config_invalid",
+    "POST /api/v1/batch/apartments": "policy_invalid",  # apartments that do not exist
+    "POST /api/v1/import/{kind}": "policy_invalid",  # a file's rows (every one reported)
     **{
         f"{method} /api/v1/{segment}{tail}": "policy_invalid"
         for segment in ENTITY_KINDS
