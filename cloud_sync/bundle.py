@@ -73,6 +73,15 @@ def _reject(reason: Rejection, message: str) -> BundleRejected:
     return BundleRejected(str(reason), message)
 
 
+def _digest(document: Any) -> str:
+    """The digest of a document from a bundle; one whose shape has no digest (settings not
+    a table, an entity not an object) is refused as truncated, never a crash."""
+    try:
+        return policy_digest(document)
+    except (AttributeError, TypeError, ValueError) as err:
+        raise _reject(Rejection.TRUNCATED, f"the document is malformed: {err}") from None
+
+
 def key_id_for(public_key: Ed25519PublicKey) -> str:
     """The short, stable name of a public key: 16 hex digits of SHA-256 of its raw bytes."""
     return hashlib.sha256(public_raw(public_key)).hexdigest()[:16]
@@ -320,7 +329,7 @@ class VerifiedBundle:
             return self.document
         assert self.delta is not None
         result = apply_delta(current, self.delta)
-        got = policy_digest(result)
+        got = _digest(result)
         if got != self.digest:
             raise _reject(
                 Rejection.DIGEST_MISMATCH,
@@ -417,7 +426,7 @@ def verify_bundle(
         document = signed.get("document")
         if not isinstance(document, dict):
             raise _reject(Rejection.TRUNCATED, "snapshot lacks its document")
-        if policy_digest(document) != digest:
+        if _digest(document) != digest:
             raise _reject(Rejection.DIGEST_MISMATCH, "snapshot document does not match its digest")
         return VerifiedBundle(
             site_id, "snapshot", version, signed.get("prev_version"), digest, issued_at, expires,

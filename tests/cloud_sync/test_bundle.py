@@ -321,3 +321,29 @@ def test_snapshot_round_trips_through_the_wire(doc: dict[str, Any]) -> None:
     )
     assert got.document == doc
     assert got.version == 7
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"format": policydoc.FORMAT, "settings": True},  # settings not a table
+        {"format": policydoc.FORMAT, "people": [None]},  # an entity not an object
+    ],
+)
+def test_a_signed_snapshot_of_a_malformed_document_is_refused_not_a_crash(
+    document: dict[str, Any],
+) -> None:
+    # Found by the bundle fuzzer: the digest of such a document raised AttributeError.
+    data = b.build_snapshot(
+        CLOUD, site_id=SITE, version=4, document=document, now=NOW, digest="sha256:" + "0" * 64
+    )
+    with pytest.raises(BundleRejected) as refused:
+        b.verify_bundle(
+            data,
+            trusted_keys={CLOUD.key_id: CLOUD.private_key.public_key()},
+            site_id=SITE,
+            current_version=3,
+            current_digest=None,
+            now=NOW,
+        )
+    assert refused.value.reason == "truncated"
