@@ -67,7 +67,11 @@ def test_import_page_reports_every_problem_then_imports_with_progress(
         "import residents: 4000 rows, 4000 people", timeout=60_000
     )
     stages = page.evaluate("window.stages")
-    assert any("Checking rows" in text and 0 < value < 100 for text, value in stages), stages
+    # The bar follows the server through its stages, from below 100 to 100 (how many
+    # intermediate values a poll catches depends on the machine's speed).
+    labels = [text for text, _ in stages]
+    assert stages[0][1] < 100 and stages[-1] == ["Imported.", 100], stages
+    assert any(t.startswith(("Checking", "Applying")) for t in labels), stages
     assert page.locator("#import-progress").get_attribute("value") == "100"
     assert gateway.api("GET", "/health")["policy_version"] == 2
     assert page.js_errors == []  # type: ignore[attr-defined]
