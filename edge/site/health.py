@@ -18,6 +18,21 @@ if TYPE_CHECKING:
 EVENT_RESERVE = 8
 
 
+class SiteStatus:
+    """``site.status``: what ``/health``, ``doorkeep status`` and ``/metrics`` answer."""
+
+    def __init__(self, site: Site) -> None:
+        self._site = site
+
+    def health(self) -> dict[str, Any]:
+        """Every component with a reason when not ok (see ``health``)."""
+        return health(self._site)
+
+    async def metrics_text(self) -> bytes:
+        """The Prometheus text of ``GET /metrics`` (see ``metrics_text``)."""
+        return await metrics_text(self._site)
+
+
 def health(site: Site) -> dict[str, Any]:
     """Every component with a reason when not ok; ``status`` is ``degraded`` unless
     all are ok, and ``degraded`` names the failing ones (``doorkeep status`` prints
@@ -69,7 +84,7 @@ def storage_alarm(site: Site, recorded: dict[str, Any]) -> None:
 
 def cannot_record(site: Site) -> bool:
     """Storage fails and the spill queue is (nearly) full: refuse, fail secure."""
-    return not site.store.storage.ok and site.store.event_room() < EVENT_RESERVE
+    return not site.store.storage.ok and site.store.outages.room() < EVENT_RESERVE
 
 
 # /metrics counts open alarms up to this many (one page of the alarm query).

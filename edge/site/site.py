@@ -147,7 +147,9 @@ class Site:
         self.door_control.clock_trusted = self.clock_guard.trusted
         # (policy version, when this process first saw it in force): doorkeep_policy_age
         self.policy_seen: tuple[int, datetime] = (self.snapshot.version, self.clock())
-        store.on_storage_alarm = lambda recorded: health.storage_alarm(self, recorded)
+        # /health, doorkeep status and /metrics (edge/site/health.py)
+        self.status = health.SiteStatus(self)
+        store.outages.on_alarm = lambda recorded: health.storage_alarm(self, recorded)
         # physical readers (edge/readers): their reads go through present(), like REST's
         self.readers = Readers(
             config.readers, present=self.present, raise_alarm=self.log.raise_alarm, now=self.clock
@@ -202,14 +204,6 @@ class Site:
         """The policy every decision reads now (swapped whole on each change)."""
         return self.policy.snapshot
 
-    def health(self) -> dict[str, Any]:
-        """Every component with a reason when not ok (edge/site/health.py)."""
-        return health.health(self)
-
-    async def metrics_text(self) -> bytes:
-        """The Prometheus text of ``GET /metrics`` (edge/site/metrics.py)."""
-        return await health.metrics_text(self)
-
     # --- presentations ---------------------------------------------------------------
 
     def dry_run(
@@ -251,7 +245,7 @@ class Site:
         self.captures.offer(reader, kind, value)
         if health.cannot_record(self):
             # Nothing can be recorded: no door opens and no memory changes.
-            self.store.note_refused()
+            self.store.outages.note_refused()
             return self.metrics.presented(started, {
                 "granted": False,
                 "reason": str(Reason.STORAGE_UNAVAILABLE),

@@ -14,11 +14,12 @@ from edge.store._chain import (
     genesis_hash,
 )
 from edge.store._events import ChainReport, Scope
+from edge.store._outage import STORAGE_ALARM
 from edge.store._policy import PolicyState
 from edge.store._policy import read_only as read_policy
 from edge.store._schema import LATEST as SCHEMA_VERSION
 from edge.store._schema import SchemaTooNewError
-from edge.store._store import STORAGE_ALARM, EdgeStore
+from edge.store._store import EdgeStore
 from edge.store._writer import StorageStatus, StorageUnavailable
 
 __all__ = [

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from edge.store import _alarms, _audit, _chain, _db, _events, _policy, _state, _writer
 from edge.store._audit import AuditEntry
 from edge.store._chain import StoreQueryError
+from edge.store._outage import STORAGE_ALARM, StorageWatch
 from edge.store._query import page_limit
-from edge.store._spill import Outage, iso
 from edge.store._writer import StorageStatus
 
 if TYPE_CHECKING:
@@ -43,9 +43,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# The alarm (and its event) the store records when storage returns after an outage.
-STORAGE_ALARM = "storage_unavailable"
 
 
 def _utcnow() -> datetime:
@@ -73,13 +70,13 @@ class EdgeStore:
         self._db = _db.Database(self.path, site_id=site_id)
         self._state: dict[str, Any] = {}
         self._acknowledged = 0
-        self._spill_limit = _writer.SPILL_LIMIT if spill_limit is None else spill_limit
-        self._status = StorageStatus(limit=self._spill_limit)
-        self._in_flight = 0  # event writes submitted and not answered yet
-        self._outage_at_open: Outage | None = None
-        # Called on the loop with {"alarm": ..., "event": ...} when the store recorded
-        # a storage_unavailable alarm (the Site publishes it).
-        self.on_storage_alarm: Callable[[dict[str, Any]], None] | None = None
+        # storage ok, or the open outage; the alarm recorded when storage returns
+        self.outages = StorageWatch(
+            self._db,
+            limit=_writer.SPILL_LIMIT if spill_limit is None else spill_limit,
+            tz=self._tz,
+            now=self._now,
+        )
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -107,11 +104,11 @@ class EdgeStore:
                 asyncio.get_running_loop(),
                 epoch=store.epoch,
                 head_of=lambda conn: _events.head(conn, store.epoch),
-                recover=store._record_outage,
-                on_status=store._set_status,
-                on_recovered=store._recovered,
-                outage=store._outage_at_open,
-                limit=store._spill_limit,
+                recover=store.outages.record,
+                on_status=store.outages.set_status,
+                on_recovered=store.outages.recovered,
+                outage=store.outages.at_open,
+                limit=store.outages.limit,
                 clock=store._now,
             )
             yield store
@@ -135,59 +132,14 @@ class EdgeStore:
                     outage.since,
                     STORAGE_ALARM,
                 )
-            self._outage_at_open = outage
-            self._status = StorageStatus(
-                ok=False, limit=self._spill_limit, since=outage.since, error=outage.error
-            )
+            self.outages.reopen(outage)
 
-    # --- storage health (docs/storage.md, *When storage fails*) ----------------------
+    # --- storage health (docs/storage.md, *When storage fails*; edge/store/_outage.py) --
 
     @property
     def storage(self) -> StorageStatus:
         """ok, or the open outage: events held in memory, dropped, refused."""
-        return self._status
-
-    def event_room(self) -> int:
-        """How many more events the spill queue could hold now (counting those in flight)."""
-        return self._spill_limit - self._status.held - self._in_flight
-
-    def note_refused(self) -> None:
-        """Count a presentation the site refused because nothing more could be held."""
-        if self._db.writer is not None:
-            self._db.writer.note_refused()
-
-    def _set_status(self, status: StorageStatus) -> None:
-        self._status = status
-
-    def _recovered(self, recorded: dict[str, Any]) -> None:
-        if self.on_storage_alarm is not None:
-            self.on_storage_alarm(recorded)
-
-    def _record_outage(self, conn: sqlite3.Connection, outage: Outage) -> dict[str, Any]:
-        """Writer thread: the outage's alarm and its ``alarm`` event, in the transaction
-        that wrote the held events."""
-        now = self._now()
-        detail = outage.detail()
-        event = _chain.normalise_event(
-            {
-                "at": iso(now.astimezone(self._tz)),
-                "type": "alarm",
-                "action": STORAGE_ALARM,
-                "result": "failed",
-                "reason": "storage_unavailable",
-                "detail": {"source": "store", **detail},
-            }
-        )
-        stored = _events.insert(conn, event, self.epoch)
-        alarm = _alarms.insert(
-            conn,
-            kind=STORAGE_ALARM,
-            source="store",
-            moment=now,
-            detail_json=_db.dumps(detail),
-            event_seq=stored["seq"],
-        )
-        return {"alarm": alarm, "event": stored}
+        return self.outages.status
 
     @property
     def writer_stats(self) -> WriterStats:
@@ -277,11 +229,11 @@ class EdgeStore:
         on_commit: Callable[[T], None] | None = None,
     ) -> T:
         """A write that is held in the spill queue while storage fails."""
-        self._in_flight += 1
+        self.outages.in_flight += 1
         try:
             return await self._db.write(work, on_commit, hold=hold)
         finally:
-            self._in_flight -= 1
+            self.outages.in_flight -= 1
 
     async def query_events(
         self,

@@ -53,6 +53,13 @@ class ImportsFacade(Protocol):
     async def template(self, kind: str, fmt: str) -> bytes: ...
 
 
+class StatusFacade(Protocol):
+    """``site.status`` (edge/site/health.py): ``/health`` and ``/metrics``."""
+
+    def health(self) -> dict[str, Any]: ...
+    async def metrics_text(self) -> bytes: ...
+
+
 class SiteFacade(Protocol):
     """The site facade as the REST API calls it."""
 
@@ -74,8 +81,9 @@ class SiteFacade(Protocol):
     @property
     def imports(self) -> ImportsFacade: ...
 
-    def health(self) -> dict[str, Any]: ...
-    async def metrics_text(self) -> bytes: ...
+    @property
+    def status(self) -> StatusFacade: ...
+
     async def present(
         self,
         reader: str,

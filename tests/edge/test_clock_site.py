@@ -119,7 +119,7 @@ async def test_restart_with_the_clock_30_days_behind_refuses_the_expired_person(
         assert refused_for_clock(await pin(site, "old"))
         assert refused_for_clock(await pin(site, "lim"))
         assert decided(await pin(site, "ann"))  # permanent credentials keep working
-        assert site.health()["clock_ok"] is False
+        assert site.status.health()["clock_ok"] is False
         [alarm] = await clock_alarms(site)
         assert alarm["detail"]["problem"] == "behind_high_water"
 
@@ -145,7 +145,7 @@ async def test_one_presentation_400_days_ahead_in_at_poisons_nothing(tmp_path: P
         assert (await pin(site, "lim", at=T + 400 * DAY))["reason"] == "outside_validity"
         clock.run(5)
         assert decided(await pin(site, "lim"))
-        assert site.health()["clock_ok"] is True
+        assert site.status.health()["clock_ok"] is True
         assert await clock_alarms(site, open_only=False) == []
     clock.run(5)
     async with opened(tmp_path, clock) as site:  # nor after a restart
@@ -167,7 +167,7 @@ async def test_a_400_day_jump_once_leaves_nothing_sticky_when_the_clock_returns(
         clock.step(-400 * DAY)  # NTP (or a person) puts it right
         assert decided(await pin(site, "lim"))
         assert (await pin(site, "old"))["reason"] == "outside_validity"
-        assert site.health()["clock_ok"] is True
+        assert site.status.health()["clock_ok"] is True
         assert await clock_alarms(site) == []  # resolved by itself, still on record
         [record] = await clock_alarms(site, open_only=False)
         assert record["resolved"] is True
@@ -212,7 +212,7 @@ async def test_an_ntp_step_of_an_hour_is_accepted_when_ntp_is_synchronised(
             clock.run(30)
             clock.step(delta)
             assert decided(await pin(site, "lim"))
-            assert site.health()["clock_ok"] is True
+            assert site.status.health()["clock_ok"] is True
         assert await clock_alarms(site, open_only=False) == []
 
 
@@ -250,7 +250,7 @@ async def test_small_steps_and_dst_changes_are_tolerated(tmp_path: Path) -> None
     async with opened(tmp_path, clock, policy=True) as site:
         clock.run(3600)
         clock.step(timedelta(seconds=20))  # an unconfirmed small correction
-        assert site.health()["clock_ok"] is True
+        assert site.status.health()["clock_ok"] is True
         assert decided(await pin(site, "ann"))
         assert await clock_alarms(site, open_only=False) == []
 

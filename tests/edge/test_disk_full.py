@@ -94,7 +94,7 @@ async def test_a_full_disk_keeps_deciding_holds_every_event_and_writes_it_when_s
     small_disk: Path, reliability: Reliability
 ) -> None:
     async with site_on(small_disk) as site:
-        assert site.health()["status"] == "ok"
+        assert site.status.health()["status"] == "ok"
         before = len(await all_events(site))
         filler = await asyncio.to_thread(fill, small_disk)
 
@@ -104,14 +104,14 @@ async def test_a_full_disk_keeps_deciding_holds_every_event_and_writes_it_when_s
         wrong = [await present(site, WRONG_PIN) for _ in range(5)]
         # the policy locks a reader out after 3 failures
         assert [w["reason"] for w in wrong] == ["unknown_credential"] * 3 + ["locked_out"] * 2
-        health = site.health()
+        health = site.status.health()
         assert health["status"] == "degraded"
         assert health["degraded"] == ["storage"]
         assert health["storage"]["held"] >= 6
         assert "full" in health["storage"]["error"]
 
         await asyncio.to_thread(filler.unlink)
-        await until(lambda: site.health()["status"] == "ok", timeout=10)
+        await until(lambda: site.status.health()["status"] == "ok", timeout=10)
         events = await all_events(site)
         access = [e for e in events[before:] if e["type"] == "access"]
         answered = [card, *wrong]
@@ -156,7 +156,7 @@ async def test_past_the_spill_bound_presentations_are_refused_and_nothing_opens(
         held = [a for a in answers if a["event_id"] is not None]
 
         await asyncio.to_thread(filler.unlink)
-        await until(lambda: site.health()["status"] == "ok", timeout=10)
+        await until(lambda: site.status.health()["status"] == "ok", timeout=10)
         events = await all_events(site)
         logged = [e["seq"] for e in events if e["type"] == "access"]
         assert logged == [a["event_id"] for a in held]
@@ -213,7 +213,7 @@ async def test_a_process_killed_while_holding_events_reports_them_lost_at_the_ne
     (small_disk / "fill").unlink()
 
     async with site_on(small_disk) as site:
-        await until(lambda: site.health()["status"] == "ok", timeout=10)
+        await until(lambda: site.status.health()["status"] == "ok", timeout=10)
         (alarm,) = [a for a in await site.alarms() if a["kind"] == "storage_unavailable"]
         assert alarm["detail"]["lost"] == 4
         events = await all_events(site)
@@ -262,7 +262,7 @@ async def test_a_locked_database_is_an_io_fault_the_rest_api_answers_without_a_t
             finally:
                 other.execute("ROLLBACK")
                 other.close()
-            await until(lambda: site.health()["status"] == "ok", timeout=10)
+            await until(lambda: site.status.health()["status"] == "ok", timeout=10)
             health = await (await client.get("/api/v1/health")).json()
             assert health["status"] == "ok"
             assert health["degraded"] == []

@@ -13,13 +13,13 @@ from edge.web.context import HANDLERS, OPENAPI, Call
 @HANDLERS
 async def health(call: Call) -> Any:
     # The UI shows the site's zone next to the browser's (times are the site's wall clock).
-    return {**call.site.health(), "timezone": str(call.site.tz)}
+    return {**call.site.status.health(), "timezone": str(call.site.tz)}
 
 
 @HANDLERS
 async def metrics(call: Call) -> Any:
     """Prometheus text; any role's bearer token (a scraper gets a viewer token)."""
-    body = await call.site.metrics_text()
+    body = await call.site.status.metrics_text()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -163,10 +163,10 @@ async def test_a_broken_mail_server_raises_one_alarm_and_recovery_delivers_what_
     alarms = [a for a in await site.alarms() if a["kind"] == "notify_failed"]
     assert len(alarms) == 1, alarms  # one per outage, not one per message or retry
     assert alarms[0]["resolved"] is False and alarms[0]["source"] == "notify-email"
-    health = {c["name"]: c for c in site.health()["components"]}
+    health = {c["name"]: c for c in site.status.health()["components"]}
     assert health["notify email"]["ok"] is False
     assert "held" in health["notify email"]["reason"]
-    assert "notify email" in site.health()["degraded"]
+    assert "notify email" in site.status.health()["degraded"]
     assert not smtp.mailbox.to(PM)
 
     if failure == "554 reply":
@@ -174,7 +174,7 @@ async def test_a_broken_mail_server_raises_one_alarm_and_recovery_delivers_what_
     else:
         smtp.start()
     await until(lambda: bool(smtp.mailbox.to(PM)), timeout=10)
-    await until(lambda: site.health()["status"] == "ok", timeout=5)
+    await until(lambda: site.status.health()["status"] == "ok", timeout=5)
     mails = smtp.mailbox.to(PM)
     assert len(mails) == 1  # what was held arrives as one digest
     assert "digest: 3 notifications" in str(mails[0]["Subject"])
@@ -202,7 +202,7 @@ async def test_a_failing_webhook_does_not_hold_up_email_and_catches_up_in_one_ca
     assert [a["source"] for a in failed] == ["notify-webhook"]
     calls = len(webhook.received)
     webhook.status = 200
-    await until(lambda: site.health()["status"] == "ok", timeout=5)
+    await until(lambda: site.status.health()["status"] == "ok", timeout=5)
     last = json.loads(webhook.received[-1][1])
     assert len(webhook.received) == calls + 1  # one call carries both held notices
     assert last["digest"] is True and len(last["notices"]) == 2

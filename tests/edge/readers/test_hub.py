@@ -71,7 +71,7 @@ async def test_status_lists_every_reader_with_its_link(tmp_path: Path) -> None:
         assert set(rows) == set(sample.READERS)
         assert rows["plant-in"]["online"] is False
         assert rows["gate-in"]["online"] is None  # a sim reader has no link of its own
-        health = site.health()
+        health = site.status.health()
         assert health["status"] == "degraded"
         assert health["degraded"] == ["reader plant-in"]
 

@@ -92,7 +92,7 @@ def state(site: Site) -> dict[str, Any]:
 def bad_reader(site: Site) -> bool:
     """/health names the reader as not ok."""
     return any(
-        c["name"] == "reader lobby-osdp" and not c["ok"] for c in site.health()["components"]
+        c["name"] == "reader lobby-osdp" and not c["ok"] for c in site.status.health()["components"]
     )
 
 
