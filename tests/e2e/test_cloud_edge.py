@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +27,7 @@ from edge.service import Site
 from edge.sync import enroll_site, start_sync
 from tests.cloud_sync.conftest import Server, free_port, keys, open_store  # noqa: F401
 from tests.cloud_sync.test_partition import losing_answers
+from tests.e2e.processes import RunningDaemon
 from tests.edge.conftest import POLICY, ROOT, SITE_TOML, until
 
 pytestmark = pytest.mark.postgres
@@ -91,54 +90,6 @@ async def test_a_change_made_in_the_cloud_changes_a_decision_at_the_edge(
     await server.stop()
 
 
-class Daemon:
-    """``doorkeep run`` for the enrolled site, as its own process."""
-
-    def __init__(self, site_dir: Path, port: int) -> None:
-        self.site_dir = site_dir
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-        # a file, not a pipe nobody reads: a full pipe would stall the daemon's logging
-        self.log = site_dir / "daemon.log"
-
-    async def start(self) -> None:
-        env = {**os.environ, "DOORKEEP_MDNS": "0"}
-        log = self.log.open("ab")
-        self.proc = await asyncio.to_thread(  # off the loop, as are the waits below
-            subprocess.Popen,
-            [sys.executable, "-m", "edge.cli", "run", "-c", str(self.site_dir / "site.toml")],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        log.close()  # the child has its own copy
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"http://127.0.0.1:{self.port}/api/v1/health") as r:
-                        if r.status == 200:
-                            return
-                await asyncio.sleep(0.05)
-        raise AssertionError("the edge daemon did not start")
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(self.proc.wait)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                await asyncio.to_thread(self.proc.wait, 15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                await asyncio.to_thread(self.proc.wait)
-                tail = self.log.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"the edge daemon ignored SIGTERM for 15 s:\n{tail}") from None
-
-
 async def present_many(port: int, token: str, n: int) -> None:
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
         for i in range(n):
@@ -174,7 +125,7 @@ async def test_every_event_arrives_exactly_once_across_outage_kills_and_lost_ans
         check=True,
     )
     token = created.stdout.strip()
-    daemon = Daemon(site_dir, port)
+    daemon = RunningDaemon(site_dir, port)
     rng = random.Random(11)
     try:
         await daemon.start()

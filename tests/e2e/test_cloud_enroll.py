@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 
 from tests.cloud_sync.conftest import PG_DSN, free_port
-from tests.e2e.test_cloud_edge import Daemon
+from tests.e2e.processes import RunningDaemon
 from tests.edge.conftest import POLICY, ROOT, SITE_TOML
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ async def test_enrolling_a_working_site_keeps_pin_1234_working(backend: str, tmp
         assert (await decide(config, PIN, tmp_path))["granted"]  # right after enroll
         token = (await doorkeep("token", "create", "--role", "installer", "-c", config,
                                 cwd=tmp_path)).stdout.strip()  # fmt: skip
-        daemon = Daemon(site, port)
+        daemon = RunningDaemon(site, port)
         headers = {"Authorization": f"Bearer {admin_token}"}
         async with aiohttp.ClientSession(headers=headers) as admin:
             try:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +27,7 @@ import aiohttp
 
 from edge.store import EdgeStore
 from tests.cloud_sync.conftest import free_port
+from tests.e2e.processes import RunningDaemon
 from tests.edge.conftest import POLICY, ROOT, SITE_TOML
 from tests.reliability import Reliability
 
@@ -53,50 +52,6 @@ def cli(site_dir: Path, *args: str) -> str:
         check=True,
     )
     return done.stdout.strip()
-
-
-class Daemon:
-    """``doorkeep run`` as its own process, logging to a file."""
-
-    def __init__(self, site_dir: Path, port: int) -> None:
-        self.site_dir, self.port = site_dir, port
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = site_dir / "daemon.log"
-
-    async def start(self) -> None:
-        log = self.log.open("ab")
-        self.proc = await asyncio.to_thread(
-            subprocess.Popen,
-            [sys.executable, "-m", "edge.cli", "run", "-c", str(self.site_dir / "site.toml")],
-            cwd=ROOT,
-            env={**os.environ, "DOORKEEP_MDNS": "0"},
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        log.close()
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"http://127.0.0.1:{self.port}/api/v1/health") as r:
-                        if r.status == 200:
-                            return
-                await asyncio.sleep(0.05)
-        tail = self.log.read_text(errors="replace")[-3000:]
-        raise AssertionError(f"the daemon did not start:\n{tail}")
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(self.proc.wait)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                await asyncio.to_thread(self.proc.wait, 15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                await asyncio.to_thread(self.proc.wait)
 
 
 async def presenter(
@@ -175,7 +130,7 @@ async def test_sigkill_at_random_points_loses_nothing_acknowledged(
     await asyncio.to_thread(cli, site_dir, "policy", "apply", str(site_dir / "policy.json"))
     token = await asyncio.to_thread(cli, site_dir, "token", "create", "--role", "installer")
     db = site_dir / "data" / "doorkeep.db"
-    daemon = Daemon(site_dir, port)
+    daemon = RunningDaemon(site_dir, port)
     rng = random.Random(9)
     answers: list[dict[str, Any]] = []
     url = f"http://127.0.0.1:{port}/api/v1/presentations"
