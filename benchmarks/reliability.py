@@ -52,9 +52,15 @@ a pseudo-terminal and pymodbus, readers are simulated, the cloud and the broker 
 same host. It does not show real boards' electrical faults (a relay welded shut, a cut
 cable that still echoes), power loss below the process (a disk that lies about fsync:
 SIGKILL is not a power cut), a LAN under attack beyond the requests each test sends, nor
-the long figures unless the table says it was made with `--long`. The fuzzers try random
-and structured inputs for as many cases as the row says; they find crashes, not logic
-errors, and a parser they do not list (e.g. a reader protocol added later) is not covered.
+the long figures unless the table says it was made with `--long` (docs/reliability-long.md).
+The fuzzers try random and structured inputs for as many cases as the row says: policy
+documents, bundles, site.toml, credential values, Wiegand frames, serial reader frames
+(RDM6300, Wiegand-to-serial lines), OSDP reads (card data, keypad keys, the reply framing
+doorkeep watches), REST presentations and `http` reader posts over loopback HTTP, and MQTT
+messages handed to the bridge. They find crashes, not logic errors. Below those parsers,
+the libraries' own are not fuzzed here: libosdp's OSDP packets and Secure Channel, the
+MQTT client's (aiomqtt, paho), aiohttp's HTTP. A parser they do not list (e.g. a reader protocol
+added later) is not covered.
 The load row's 200 presentations/s are 3 in 8 grants: a grant waits for its relay's
 acknowledgement on the RS485 bus, so grants are bounded by the bus, not the daemon (one
 simulated 9600-baud bus carried ~30 grants/s in a trial, answers queueing for seconds).

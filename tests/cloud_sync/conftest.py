@@ -66,6 +66,11 @@ async def open_store(
             yield store
 
 
+def backend_name(store: CloudStore) -> str:
+    """The store's database as a reliability row names it (the same test runs on both)."""
+    return "PostgreSQL" if store.is_pg else "SQLite"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(
     request: pytest.FixtureRequest, tmp_path: Path, keys: CloudKeys

@@ -14,7 +14,7 @@ from aiohttp import web
 from cloud_sync import client as client_mod
 from cloud_sync.client import Enrollment, SyncClient
 
-from .conftest import FakeEdge, FakeOutbox, Server
+from .conftest import FakeEdge, FakeOutbox, Server, backend_name
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -93,7 +93,7 @@ async def test_cloud_down_for_a_while(
         await produce(outbox, 20, lambda: client)
         await all_arrived(store, outbox, client)
     reliability.row(
-        test="cloud: partition (cloud down while events are made)",
+        test=f"cloud ({backend_name(store)}): partition (cloud down while events are made)",
         load="120 events",
         faults="cloud stopped for 60 events",
         losses="0",
@@ -147,7 +147,7 @@ async def test_uploader_cancelled_at_random_points(
     finally:
         await server.stop()
     reliability.row(
-        test="cloud: slow answers, uploader cancelled at random points",
+        test=f"cloud ({backend_name(store)}): slow answers, uploader cancelled at random points",
         load="150 events",
         faults=f"30 cancellations, {len(cut)} mid-request; answers delayed 0-20 ms",
         losses="0",
@@ -186,7 +186,7 @@ async def test_answer_lost_after_commit(store: CloudStore, reliability: Reliabil
     finally:
         await server.stop()
     reliability.row(
-        test="cloud: lost acks (answer dropped after commit, then 5xx)",
+        test=f"cloud ({backend_name(store)}): lost acks (answer dropped after commit, then 5xx)",
         load="120 events",
         faults=f"{len(lost)} upload answers lost",
         losses="0",

@@ -21,7 +21,13 @@ from edge.config import load_site_config
 from edge.hardware import Hardware
 from edge.service import Site
 from edge.sync import start_sync
-from tests.cloud_sync.conftest import Server, free_port, keys, open_store  # noqa: F401
+from tests.cloud_sync.conftest import (  # noqa: F401
+    Server,
+    backend_name,
+    free_port,
+    keys,
+    open_store,
+)
 from tests.e2e.test_cloud_edge import admin, enrolled_site_dir
 from tests.edge.conftest import POLICY, until
 
@@ -134,8 +140,9 @@ async def test_a_proxy_answering_204_makes_the_site_stale_and_raises_an_alarm(
                 await until(lambda: site.sync_status()["stale"] is False, timeout=5)
                 assert (await site.present("gate-in", "pin", "2580"))["granted"] is False
     await server.stop()
+    backend = backend_name(cloud)
     reliability.row(
-        test="cloud: proxy answers 204 to bundle polls, hiding a revocation",
+        test=f"cloud ({backend}): proxy answers 204 to bundle polls, hiding a revocation",
         load="1 site, long-poll 0.3 s",
         faults=f"{hijacked} bundle polls answered 204 by the proxy",
         bad_inputs="unsigned 204s",

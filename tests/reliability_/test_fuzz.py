@@ -7,6 +7,8 @@ object; an MQTT message dropped with a warning). Anything else — a ``KeyError`
 the input that caused it (Hypothesis shrinks it). Each test mixes arbitrary input with
 structured input built from a valid document, so the fuzzing gets past the first check.
 The number of cases scales with ``reliability.scaled``; the row records how many ran.
+What readers send (Wiegand, serial and OSDP frames, HTTP reader posts) is fuzzed in
+tests/reliability_/test_fuzz_readers.py.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ import copy
 import json
 import logging
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud_sync import bundle as b
@@ -39,23 +41,10 @@ from edge.web.app import make_app
 from tests.edge.sites import open_site
 from tests.edge.web import sample
 from tests.reliability import Reliability
+from tests.reliability_.fuzzing import JSON, Cases, mostly, on_a_loop, run
 
 # -- strategies ---------------------------------------------------------------------------
 
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=20)
-)
-JSON = st.recursive(
-    SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
-    ),
-    max_leaves=25,
-)
 FIELDS = sorted(
     {key for kind in policydoc.ENTITY_KINDS for e in sample.POLICY.get(kind, []) for key in e}
     | {"id", "kind", "value", "code", "value_hmac", "doors", "valid_from", "valid_until", "uses"}
@@ -80,25 +69,6 @@ def policy_documents(draw: st.DrawFn) -> Any:
         else:
             doc[key] = draw(st.lists(ENTITY, max_size=3) | JSON)
     return doc
-
-
-class Cases:
-    """Counts the examples one property ran (Hypothesis runs the body once per case)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self) -> None:
-        self.n += 1
-
-
-def run(prop: Callable[[], None], reliability: Reliability, examples: int) -> None:
-    settings(
-        max_examples=reliability.scaled(examples),
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )(prop)()
 
 
 # -- policy documents --------------------------------------------------------------------
@@ -293,21 +263,11 @@ def test_fuzz_credential_values(reliability: Reliability) -> None:
 @pytest.fixture
 def loop_site(tmp_path: Path) -> Iterator[tuple[asyncio.Runner, Any]]:
     """A real site (SQLite, simulated bus) on an event loop that each example runs on."""
-    with asyncio.Runner() as runner:
-        cm = open_site(tmp_path / "site", sample.SITE_TOML, sample.POLICY)
-        site = runner.run(cm.__aenter__())
-        try:
-            yield runner, site
-        finally:
-            runner.run(cm.__aexit__(None, None, None))
+    with on_a_loop(open_site(tmp_path / "site", sample.SITE_TOML, sample.POLICY)) as pair:
+        yield pair
 
 
 READERS = [*sample.READERS, "nope"]
-
-
-def mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """``good`` four times in five, so that whole inputs often get past the first check."""
-    return st.integers(0, 4).flatmap(lambda i: bad if i == 0 else good)
 
 
 PRESENTATION = st.fixed_dictionaries(

@@ -20,6 +20,7 @@ import osdp
 import serial
 
 from doorkeep import wiegand
+from edge.readers.osdp_wire import _crc16
 
 
 def wiegand_frame(value: int, bits: int) -> str:
@@ -28,6 +29,17 @@ def wiegand_frame(value: int, bits: int) -> str:
     facility = value >> fmt.number_bits if fmt.facility_bits else None
     card = wiegand.Card(fmt.name, facility, value & fmt.max_number)
     return wiegand.to_text(wiegand.encode(card), bits)
+
+
+def reply_packet(address: int, payload: bytes, *, crc: bool = True) -> bytes:
+    """An OSDP reply of the reader at ``address``, checked by CRC-16 or by checksum."""
+    length = 5 + len(payload) + (2 if crc else 1)
+    head = bytes([0x53, address | 0x80, length & 0xFF, length >> 8, 0x04 if crc else 0x00])
+    body = head + payload
+    if crc:
+        c = _crc16(body)
+        return body + bytes([c & 0xFF, c >> 8])
+    return body + bytes([(-sum(body)) & 0xFF])
 
 
 @contextlib.contextmanager
