@@ -108,3 +108,29 @@ def test_the_edge_unit_lets_the_daemon_read_the_ntp_status() -> None:
     assert _permitted(unit, "adjtimex")
     assert re.search(r"^CapabilityBoundingSet=$", unit, re.MULTILINE)
     assert not _permitted(unit, "reboot") and not _permitted(unit, "settimeofday")
+
+
+@pytest.mark.parametrize("name", ["doorkeep-cloud.service", "doorkeep-reconcile.service"])
+def test_a_cloud_unit_starts_on_a_fresh_host(name: str) -> None:
+    # systemd refuses to start a unit whose ReadWritePaths=/ReadOnlyPaths= name a path that
+    # does not exist (226/NAMESPACE), and makes only StateDirectory= (owned by User=)
+    # itself: ConfigurationDirectory= stays root's. Nothing else installs the cloud, so every
+    # path it needs must be one of its StateDirectory= (or optional, "-"), the key directory
+    # included, which the service writes on first start; kept apart from the database's.
+    unit = (UNITS / name).read_text(encoding="utf-8")
+    made = {
+        f"/var/lib/{d}"
+        for line in re.findall(r"^StateDirectory=(.*)$", unit, re.MULTILINE)
+        for d in line.split()
+    }
+    needed = [
+        path
+        for line in re.findall(r"^(?:ReadWritePaths|ReadOnlyPaths)=(.*)$", unit, re.MULTILINE)
+        for path in line.split()
+        if not path.startswith("-")
+    ]
+    env = dict(re.findall(r"^Environment=(\w+)=(\S*)$", unit, re.MULTILINE))
+    keys, database = env["DOORKEEP_CLOUD_KEYS"], env["DOORKEEP_CLOUD_DB"]
+    assert [p for p in [*needed, keys] if p not in made] == []
+    assert not database.startswith(f"sqlite:///{keys}/")
+    assert re.search(r"^StateDirectoryMode=0700$", unit, re.MULTILINE)  # the keys are secret
