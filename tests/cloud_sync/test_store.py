@@ -132,6 +132,24 @@ async def test_migration_3_brings_an_old_events_table_up_to_date(store: CloudSto
     assert event["_cursor"][0] == datetime(2026, 10, 25, 1, 10, tzinfo=UTC).timestamp()
 
 
+async def test_a_schema_1_store_with_data_is_brought_up_to_date(store: CloudStore) -> None:
+    # The first release's store: no indexes of migration 2, no event time of migration 3.
+    await store.add_site("s1")
+    async with store.engine.begin() as conn:
+        for index in ("events_site_at", "alarms_site_open", "events_site_ts"):
+            await conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+        await conn.exec_driver_sql("ALTER TABLE events DROP COLUMN at_ts")
+        await conn.exec_driver_sql("UPDATE schema_version SET version = 1")
+        await conn.exec_driver_sql(
+            "INSERT INTO events (site_id, epoch, seq, hash, at, type, body, received_at) "
+            "VALUES ('s1', 'e', 1, 'h', '2026-03-29T01:30:00+00:00', 'access', '{\"seq\": 1}', 0)"
+        )
+    assert await store.db.migrate() == len(MIGRATIONS)
+    assert await store.registry.site_ids() == ["s1"]
+    (event,) = await store.events("s1")
+    assert event["_cursor"][0] == datetime(2026, 3, 29, 1, 30, tzinfo=UTC).timestamp()
+
+
 async def test_events_sort_by_real_time_across_dst_and_page_with_a_cursor(
     store: CloudStore,
 ) -> None:
