@@ -30,6 +30,7 @@ from cloud_sync.store._events import EventLog, IngestResult, event_hash
 from cloud_sync.store._policy import PolicyStore
 from cloud_sync.store._schema import (
     MIGRATIONS,
+    SchemaTooNewError,
     admin_tokens,
     alarms,
     epochs,
@@ -54,6 +55,7 @@ __all__ = [
     "IngestResult",
     "Notifier",
     "PolicyStore",
+    "SchemaTooNewError",
     "SiteRegistry",
     "admin_tokens",
     "alarms",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Self
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from cloud_sync.store._schema import MIGRATIONS, metadata, schema_version
+from cloud_sync.store._schema import MIGRATIONS, SchemaTooNewError, metadata, schema_version
 from doorkeep.errors import SyncError
 from doorkeep.link import LinkHealth
 
@@ -108,7 +108,12 @@ class Database:
         if not self.is_pg:
             sa.event.listen(self._engine.sync_engine, "connect", _sqlite_on_connect)
             sa.event.listen(self._engine.sync_engine, "begin", _sqlite_on_begin)
-        await self.migrate()
+        try:
+            await self.migrate()
+        except BaseException:
+            await self._engine.dispose()
+            self._engine = None
+            raise
         if self.is_pg:
             self._listener = asyncio.create_task(self._listen(), name="cloud-store-listen")
             with contextlib.suppress(TimeoutError):
@@ -159,6 +164,11 @@ class Database:
                 await conn.execute(sa.select(sa.func.max(schema_version.c.version)))
             ).scalar()
             current = int(current or 0)
+            if current > len(MIGRATIONS):
+                raise SchemaTooNewError(
+                    f"the cloud store's schema version {current} is newer than this doorkeep "
+                    f"supports ({len(MIGRATIONS)}); upgrade doorkeep or restore an older backup"
+                )
             for number, step in enumerate(MIGRATIONS, start=1):
                 if number <= current:
                     continue

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from doorkeep.errors import DoorkeepError
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -174,6 +176,10 @@ async def _m3_event_time(conn: AsyncConnection) -> None:
 #: its own transaction (PostgreSQL: under an advisory lock, so workers may start together).
 #: Migration 1 creates the tables as this module declares them; later ones bring older
 #: databases up to the same shape and must be idempotent on a fresh one.
+class SchemaTooNewError(DoorkeepError):
+    """The store was migrated by a newer doorkeep; refuse it rather than write to it."""
+
+
 MIGRATIONS: tuple[Callable[[AsyncConnection], Awaitable[None]], ...] = (
     _m1_initial,
     _m2_indexes,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -129,6 +132,24 @@ async def test_migration_3_brings_an_old_events_table_up_to_date(store: CloudSto
     assert event["_cursor"][0] == datetime(2026, 10, 25, 1, 10, tzinfo=UTC).timestamp()
 
 
+async def test_a_schema_1_store_with_data_is_brought_up_to_date(store: CloudStore) -> None:
+    # The first release's store: no indexes of migration 2, no event time of migration 3.
+    await store.add_site("s1")
+    async with store.engine.begin() as conn:
+        for index in ("events_site_at", "alarms_site_open", "events_site_ts"):
+            await conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+        await conn.exec_driver_sql("ALTER TABLE events DROP COLUMN at_ts")
+        await conn.exec_driver_sql("UPDATE schema_version SET version = 1")
+        await conn.exec_driver_sql(
+            "INSERT INTO events (site_id, epoch, seq, hash, at, type, body, received_at) "
+            "VALUES ('s1', 'e', 1, 'h', '2026-03-29T01:30:00+00:00', 'access', '{\"seq\": 1}', 0)"
+        )
+    assert await store.db.migrate() == len(MIGRATIONS)
+    assert await store.registry.site_ids() == ["s1"]
+    (event,) = await store.events("s1")
+    assert event["_cursor"][0] == datetime(2026, 3, 29, 1, 30, tzinfo=UTC).timestamp()
+
+
 async def test_events_sort_by_real_time_across_dst_and_page_with_a_cursor(
     store: CloudStore,
 ) -> None:
@@ -174,3 +195,44 @@ async def test_a_dropped_listen_connection_reconnects_and_wakes_every_watcher(
             "s1", lambda d: {**d, "holidays": [{"date": "2026-12-25", "name": "X"}]}, actor="t"
         )
         await asyncio.wait_for(watcher.wait(), 5)
+
+
+async def test_a_store_from_a_newer_doorkeep_is_refused_and_left_as_it_was(
+    tmp_path: Path, keys: CloudKeys
+) -> None:
+    from cloud_sync.store import SchemaTooNewError
+
+    url = f"sqlite:///{tmp_path}/cloud.db"
+    async with CloudStore(url, keys) as store:
+        await store.add_site("s1")
+        async with store.engine.begin() as conn:  # as a newer doorkeep would leave it
+            await conn.execute(
+                sa.text(f"UPDATE schema_version SET version = {len(MIGRATIONS) + 1}")
+            )
+    with pytest.raises(SchemaTooNewError, match="upgrade doorkeep or restore"):
+        async with CloudStore(url, keys):
+            pass
+    with sqlite3.connect(tmp_path / "cloud.db") as conn:  # nothing was migrated "down"
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (len(MIGRATIONS) + 1,)
+        ]
+
+
+def test_the_cloud_commands_refuse_a_newer_store_in_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cloud.db"
+    keys = ["--key-dir", str(tmp_path / "keys")]
+    doorkeep = [sys.executable, "-m", "edge.cli", "cloud", "--db", url, *keys]
+    subprocess.run([*doorkeep, "site", "add", "s1"], check=True, capture_output=True, timeout=60)
+    with sqlite3.connect(tmp_path / "cloud.db") as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS) + 1,))
+    added = subprocess.run(
+        [*doorkeep, "site", "add", "s2"], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert (tmp_path / "keys" / "signing.key").exists()  # nothing left in the checkout
+    assert added.returncode == 1
+    assert "Traceback" not in added.stderr
+    refused = (
+        f"error: the cloud store's schema version {len(MIGRATIONS) + 1} is newer than this "
+        f"doorkeep supports ({len(MIGRATIONS)}); upgrade doorkeep or restore an older backup"
+    )
+    assert [line for line in added.stderr.splitlines() if line.startswith("error:")] == [refused]

@@ -120,3 +120,19 @@ def test_a_config_error_quotes_the_bad_value_once(tmp_path, capsys):
     toml.write_text(re.sub(r'listen = "[^"]*"', 'listen = "8081"', toml.read_text()))
     code, _, err = run(capsys, "check", "-c", str(toml))
     assert code == 1 and err.count("'8081'") == 1
+
+
+def test_demo_on_a_busy_port_says_so_in_one_line_and_leaves_nothing(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = _doorkeep("demo", "--listen", f"127.0.0.1:{port}", env={"TMPDIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    busy = (
+        f"error: cannot listen on 127.0.0.1:{port}: the port is in use by another program "
+        "(another doorkeep?); stop it or change [web] listen (doorkeep demo: --listen HOST:PORT)"
+    )
+    assert result.stderr.strip().splitlines() == [busy]
+    assert list(tmp_path.iterdir()) == []  # the demo's temporary site is gone

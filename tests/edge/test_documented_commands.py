@@ -20,6 +20,8 @@ from edge.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 _SPLIT = re.compile(r"\s*(?:&&|\|\||;|\s\|\s)\s*")
 _PLACEHOLDER = re.compile(r"\.\.\.|…|\[|\w\|\w|/--")  # usage notation, not a command line
+#: `doorkeep ...` or the venv's `/opt/doorkeep/.venv/bin/doorkeep ...` (docs/install.md)
+_INVOCATION = re.compile(r"^(?:\S*/bin/)?doorkeep\s")
 
 
 def _doc_lines() -> list[tuple[str, str]]:
@@ -29,7 +31,7 @@ def _doc_lines() -> list[tuple[str, str]]:
         for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.DOTALL):
             for raw in block.replace("\\\n", " ").splitlines():
                 line = raw.strip().removeprefix("$").removeprefix("#").strip()
-                found += [(path.name, p) for p in _SPLIT.split(line) if p.startswith("doorkeep ")]
+                found += [(path.name, p) for p in _SPLIT.split(line) if _INVOCATION.match(p)]
         for span in re.findall(r"`(doorkeep [^`]+)`", text):
             line = " ".join(span.split())
             if " -" in line and not _PLACEHOLDER.search(line):
@@ -55,7 +57,13 @@ DOCUMENTED = _doc_lines() + _unit_lines()
 def test_the_docs_and_units_show_commands_at_all() -> None:
     names = {where for where, _ in DOCUMENTED}
     assert {"README.md", "doorkeep.service", "doorkeep-cloud.service"} <= names
+    assert {"doorkeep-reconcile.service", "install.md", "operations.md", "cloud.md"} <= names
     assert len(DOCUMENTED) >= 10
+
+
+def test_a_command_run_by_its_venv_path_is_a_documented_line() -> None:
+    lines = {line for where, line in DOCUMENTED if where == "install.md"}
+    assert "/opt/doorkeep/.venv/bin/doorkeep check -c /etc/doorkeep/site.toml" in lines
 
 
 @pytest.mark.parametrize(("where", "line"), DOCUMENTED, ids=[f"{w}: {c}" for w, c in DOCUMENTED])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,26 @@ async def test_an_enrolled_site_shows_its_outbox_backlog_and_a_stale_cloud(
     assert cloud["ok"] is False
     assert "since 2026-12-01T08:00:00+00:00" in cloud["reason"]
     assert health["status"] == "degraded"
+
+
+def _documented_components() -> list[str]:
+    """The health components docs/operations.md names: its table's unconditional rows and
+    the `doorkeep status` example (``ID`` in the table stands for a bus, board or reader)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    table = text.split("| component |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)`", table, re.MULTILINE)
+    example = text.split("$ doorkeep status -c", 1)[1].split("$ echo", 1)[0]
+    shown = re.findall(r"^  (?:ok|FAIL) +([^:\n]+)", example, re.MULTILINE)
+    return [r.removesuffix(" ID") for r in rows] + [s.rsplit(" ", 1)[0] for s in shown]
+
+
+async def test_the_components_the_operations_guide_names_are_the_ones_health_gives(
+    site: Site, scraper: Scraper
+) -> None:
+    names = {c["name"] for c in (await scraper.health())["components"]}
+    # mqtt, cloud and notify need a broker, an enrollment or [notify]: tests of their own
+    conditional = {"mqtt", "cloud", "notify email", "notify webhook"}
+    documented = set(_documented_components()) - conditional
+    assert {"storage", "bus", "board", "reader", "clock"} <= documented
+    stems = {name.split(" ", 1)[0] if " " in name else name for name in names}
+    assert documented <= stems, f"documented but not given: {documented - stems}"

@@ -2,15 +2,20 @@
 
 A real site over the pty-simulated bus, `doorkeep run`'s own watchdog task, and a unix
 datagram socket standing in for systemd's NOTIFY_SOCKET. A bus owner is made to hang by
-holding its transaction (fault injection on our own Bus). A stuck event loop needs no
-test of its own: the ping is sent from the loop, so a loop that does not run sends none.
+holding its transaction (fault injection on our own Bus); the event loop, by stalling it.
+`doorkeep run` as a process tells systemd READY=1 once it serves and STOPPING=1 on SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -93,3 +98,77 @@ async def test_a_stuck_bus_owner_stops_the_pings_until_it_works_again(
     assert sum("not pinging systemd" in line for line in lines) == 1  # once, not per tick
     assert any("rs485-1" in line for line in lines)
     assert sum("work again" in line for line in lines) == 1
+
+
+@pytest.mark.blocking_ok("the test stalls the event loop on purpose: a stuck loop must not ping")
+async def test_a_stuck_event_loop_sends_no_ping(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        monkeypatch.setattr(daemon, "WATCHDOG_S", 0.05)
+
+        def drain() -> list[bytes]:
+            got = []
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    got.append(sock.recv(256))
+            return got
+
+        watchdog = asyncio.create_task(daemon._watchdog(site))
+        try:
+            await asyncio.sleep(0.3)
+            assert drain().count(b"WATCHDOG=1") >= 3  # a running loop pings
+            time.sleep(0.5)  # the loop is stuck: ten intervals pass with nothing run
+            assert drain() == []  # so systemd (WatchdogSec=) restarts it
+            await asyncio.sleep(0.3)
+            assert drain().count(b"WATCHDOG=1") >= 3
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+
+
+def test_doorkeep_run_says_ready_pings_and_says_stopping_on_sigterm(tmp_path: Path) -> None:
+    doorkeep = [sys.executable, "-m", "edge.cli"]
+    made = subprocess.run(
+        [*doorkeep, "init", str(tmp_path / "s"), "--site-id", "s1", "--simulation"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    toml = tmp_path / "s" / "site.toml"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    toml.write_text(re.sub(r'listen = "[^"]*"', f'listen = "127.0.0.1:{port}"', toml.read_text()))
+    notify = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(notify))
+        sock.settimeout(60)
+        proc = subprocess.Popen(
+            [*doorkeep, "run", "-c", str(toml)],
+            env={**os.environ, "NOTIFY_SOCKET": str(notify)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            said: list[bytes] = []
+            while not {b"READY=1", b"WATCHDOG=1"} <= set(said):
+                said.append(sock.recv(256))
+            assert said[0] == b"READY=1"  # nothing before it: systemd starts After= units then
+            proc.send_signal(signal.SIGTERM)
+            while said[-1] != b"STOPPING=1":
+                said.append(sock.recv(256))
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err

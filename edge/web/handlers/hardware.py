@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from edge.web.context import HANDLERS, Call, audit
@@ -11,14 +14,27 @@ from edge.web.schemas import HARDWARE_TABLES
 PROVISION_WINDOW_S = 60
 
 
-def _site_toml(call: Call) -> dict[str, Any]:
-    return dict(getattr(call.site.config, "raw", None) or {})
+def _read_site_toml(config: Any) -> dict[str, Any]:
+    # The file as it is now: an edit is written there and takes effect on restart, so the
+    # running config (``raw``, parsed at start) would show the editor stale tables and make
+    # the next edit write them back over the last one.
+    path = getattr(config, "path", None)
+    if path is not None:
+        try:
+            return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            pass  # a file broken by hand: start from what the daemon runs
+    return dict(getattr(config, "raw", None) or {})
+
+
+async def _site_toml(call: Call) -> dict[str, Any]:
+    return await asyncio.to_thread(_read_site_toml, call.site.config)
 
 
 @HANDLERS
 async def get_hardware(call: Call) -> Any:
     # The live view plus the site.toml tables as written, which the setup editor edits.
-    raw = _site_toml(call)
+    raw = await _site_toml(call)
     config = {t: list(raw.get(t) or []) for t in HARDWARE_TABLES}
     return {**call.site.hardware(), "config": config}
 
@@ -26,7 +42,10 @@ async def get_hardware(call: Call) -> Any:
 @HANDLERS
 async def put_hardware(call: Call) -> Any:
     # Only the hardware tables are replaced: an installer cannot rewrite [web] or [cloud].
-    merged = {**_site_toml(call), **{t: call.body[t] for t in HARDWARE_TABLES if t in call.body}}
+    merged = {
+        **await _site_toml(call),
+        **{t: call.body[t] for t in HARDWARE_TABLES if t in call.body},
+    }
     return await call.site.update_hardware(merged, actor=call.actor)
 
 
