@@ -118,16 +118,17 @@ async def _watchdog(site: Site) -> None:
 
     The ping comes from the event loop, so a stuck loop sends none; and it is withheld
     while a bus owner is stuck (one transaction far past its timeouts, or its task
-    ended), since doors on that bus no longer open: a restart is the cure. Logged once
-    when it starts withholding and once when the bus recovers.
+    ended), since doors on that bus no longer open, or a reader driver is (its task
+    failed, or an OSDP panel gave no status for as long): a restart is the cure. Logged
+    once when it starts withholding and once when everything recovers.
     """
     withheld: list[str] = []
     while True:
-        stuck = stalled_buses(site.hw, BUS_STALL_S)
+        stuck = stalled_buses(site.hw, BUS_STALL_S) + site.readers.stalled(BUS_STALL_S)
         if stuck and not withheld:
             log.error("watchdog: not pinging systemd: %s", "; ".join(stuck))
         elif withheld and not stuck:
-            log.warning("watchdog: bus owners work again; pinging systemd")
+            log.warning("watchdog: bus owners and readers work again; pinging systemd")
         withheld = stuck
         if not stuck:
             sd_notify("WATCHDOG=1")

@@ -113,6 +113,7 @@ class Readers:
         self._states = {r.id: ReaderState(r.id, r.type, r.door) for r in readers}
         self._drivers: dict[str, ReaderDriver] = {}
         self._all: list[ReaderDriver] = []
+        self._ended: list[str] = []  # drivers whose run() failed: their readers are dead
 
     # --- the drivers ---------------------------------------------------------------------
     def attach(self, driver: ReaderDriver, reader_ids: Iterable[str]) -> None:
@@ -148,7 +149,23 @@ class Readers:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("reader driver %s stopped", type(driver).__name__)
+            name = _driver_name(driver)
+            log.exception("reader driver %s stopped", name)
+            self._ended.append(name)
+            for rid, owner in self._drivers.items():
+                if owner is driver:  # its readers read nothing any more: say so loudly
+                    self.mark(rid, online=False, reason=f"its driver failed ({name}); see the log")
+
+    def stalled(self, limit_s: float) -> list[str]:
+        """Why reads no longer flow (the daemon's watchdog stops pinging then): a driver
+        that stopped, or one whose own check (``stalled(limit_s)``, e.g. an OSDP panel
+        that gave no status for ``limit_s``) says it is stuck."""
+        out = [f"reader driver {name} has stopped" for name in self._ended]
+        for driver in self._all:
+            check = getattr(driver, "stalled", None)
+            if check is not None and (why := check(limit_s)) is not None:
+                out.append(why)
+        return out
 
     # --- reads and feedback --------------------------------------------------------------
     async def read(self, reader_id: str, kind: str, value: str) -> dict[str, Any]:
@@ -228,3 +245,8 @@ class Readers:
     def status(self) -> list[dict[str, Any]]:
         """Every reader of site.toml with its link state, in site.toml order."""
         return [s.as_dict() for s in self._states.values()]
+
+
+def _driver_name(driver: ReaderDriver) -> str:
+    ids = getattr(driver, "reader_ids", None)
+    return f"{type(driver).__name__} ({', '.join(ids)})" if ids else type(driver).__name__

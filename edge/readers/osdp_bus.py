@@ -94,6 +94,7 @@ class OsdpBus:
         self._kicked: dict[str, float] = {}
         self._identity: dict[str, tuple[int, int, int]] = {}  # PD id last seen secure
         self._windows: dict[str, asyncio.Task[None]] = {}
+        self._looked: float | None = None  # monotonic time of the panel's last status
 
     # --- ReaderDriver ---------------------------------------------------------------------
     async def run(self, hub: Readers) -> None:
@@ -149,6 +150,16 @@ class OsdpBus:
         }
         await asyncio.to_thread(cp.submit_command, address, led)
         await asyncio.to_thread(cp.submit_command, address, buzzer)
+
+    def stalled(self, limit_s: float) -> str | None:
+        """Why this bus's panel is stuck (for the watchdog): it runs, but has given no
+        status for ``limit_s`` (a status read is bounded by libosdp's own timeouts)."""
+        if self._cp is None or self._looked is None:
+            return None  # not running (the port cannot be opened: alarmed, retried)
+        silent = time.monotonic() - self._looked
+        if silent > limit_s:
+            return f"OSDP bus {self.bus.id}: no status from its panel for {silent:.0f} s"
+        return None
 
     # --- provisioning ---------------------------------------------------------------------
     async def provision(self, hub: Readers, reader_id: str, seconds: float) -> dict[str, Any]:
@@ -337,7 +348,7 @@ class OsdpBus:
     async def _watch(self, hub: Readers, cp: _Panel, channel: SerialChannel) -> None:
         while True:
             online, sc = await asyncio.to_thread(lambda: (cp.status(), cp.sc_status()))
-            now = time.monotonic()
+            now = self._looked = time.monotonic()
             for i, reader in enumerate(self.readers):
                 is_online = bool(online >> i & 1)
                 secure = bool(sc >> i & 1) and not self._scbkd.get(reader.id)

@@ -2,7 +2,8 @@
 
 A real site over the pty-simulated bus, `doorkeep run`'s own watchdog task, and a unix
 datagram socket standing in for systemd's NOTIFY_SOCKET. A bus owner is made to hang by
-holding its transaction (fault injection on our own Bus); the event loop, by stalling it.
+holding its transaction (fault injection on our own Bus); the event loop, by stalling it;
+a reader driver, by failing it; an OSDP panel, by holding libosdp's status call.
 `doorkeep run` as a process tells systemd READY=1 once it serves and STOPPING=1 on SIGTERM.
 """
 
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +25,13 @@ from pathlib import Path
 import pytest
 
 from edge import daemon
+from edge.readers import Feedback, Readers
+from edge.readers.osdp_bus import OsdpBus
 from edge.service import Site
+from tests.edge.readers.osdp_pd import pty_pair
+from tests.edge.readers.test_osdp import site_toml as osdp_site_toml
+from tests.edge.sites import open_site, until
+from tests.edge.web import sample
 
 
 class Systemd:
@@ -172,3 +180,86 @@ def test_doorkeep_run_says_ready_pings_and_says_stopping_on_sigterm(tmp_path: Pa
                 proc.kill()
                 proc.wait()
     assert proc.returncode == 0, err
+
+
+class Failing:
+    """A reader driver of our own interface whose run fails once it has started."""
+
+    def __init__(self) -> None:
+        self.fail = asyncio.Event()
+
+    async def run(self, hub: Readers) -> None:
+        await self.fail.wait()
+        raise RuntimeError("the reader's port vanished in a way nobody handled")
+
+    async def feedback(self, reader_id: str, signal: Feedback) -> None:
+        pass
+
+
+async def test_a_failed_reader_driver_stops_the_pings_and_shows_in_health(
+    tmp_path: Path, systemd: Systemd, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_site(tmp_path, sample.SITE_TOML, sample.POLICY) as site:
+        driver = Failing()
+        site.readers.attach(driver, ["gate-in"])
+        readers = asyncio.create_task(site.readers.run())
+        watchdog = asyncio.create_task(daemon._watchdog(site))
+        try:
+            await asyncio.sleep(0.3)
+            assert systemd.since(0) >= 3
+            driver.fail.set()
+            await readers  # the hub logs the failure and keeps the other drivers
+            failed_at = time.monotonic()
+            await asyncio.sleep(0.5)
+            assert systemd.since(failed_at) == 0  # a restart starts the driver again
+            health = site.status.health()
+            assert "reader gate-in" in health["degraded"]
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge.daemon"]
+    assert sum("not pinging systemd" in line for line in lines) == 1
+    assert any("reader driver Failing" in line for line in lines)
+
+
+async def test_a_stuck_osdp_panel_stops_the_pings_until_it_answers_again(
+    tmp_path: Path, systemd: Systemd, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pty_pair(tmp_path) as (port, _peer):
+        async with open_site(tmp_path / "site", osdp_site_toml(port), sample.POLICY) as site:
+            bus = next(d for d in site.readers._all if isinstance(d, OsdpBus))
+            await until(lambda: bus._cp is not None and bus._looked is not None, timeout=10)
+            cp = bus._cp
+            assert cp is not None
+            release = threading.Event()
+            real = cp.status
+
+            def hung() -> int:  # libosdp's status call never returns (fault injection)
+                release.wait()
+                return int(real())
+
+            watchdog = asyncio.create_task(daemon._watchdog(site))
+            try:
+                await asyncio.sleep(0.3)
+                assert systemd.since(0) >= 3
+                cp.status = hung
+                await asyncio.sleep(daemon.BUS_STALL_S + 0.2)
+                stalled_at = time.monotonic()
+                await asyncio.sleep(0.5)
+                assert systemd.since(stalled_at) == 0
+                cp.status = real
+                release.set()
+                await until(lambda: bus.stalled(daemon.BUS_STALL_S) is None, timeout=5)
+                recovered = time.monotonic()
+                await asyncio.sleep(0.3)
+                assert systemd.since(recovered) >= 3
+            finally:
+                release.set()
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge.daemon"]
+    assert sum("not pinging systemd" in line for line in lines) == 1
+    assert any("OSDP bus osdp-1" in line for line in lines)
+    assert sum("work again" in line for line in lines) == 1
