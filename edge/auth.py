@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Self
 
 from doorkeep.errors import AuthError, Conflict, NotFound
 from edge.readers.tokens import ReaderTokens
+from edge.store import SchemaTooNewError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -160,6 +161,9 @@ def check_password(password: str) -> str:
     return password
 
 
+# The auth database's schema version (PRAGMA user_version). A change to its tables bumps
+# it and adds the step from the version before to ``open``, as edge/store/_schema.py does.
+AUTH_SCHEMA = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     username TEXT PRIMARY KEY,
@@ -277,9 +281,17 @@ class AuthStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600, exist_ok=True)
         conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > AUTH_SCHEMA:  # a newer doorkeep wrote it: refuse rather than corrupt
+            conn.close()
+            raise SchemaTooNewError(
+                f"{path}: auth schema version {version} is newer than this doorkeep "
+                f"supports ({AUTH_SCHEMA}); upgrade doorkeep or restore an older backup"
+            )
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA)  # version 0 (before it was counted) has these tables
+        conn.execute(f"PRAGMA user_version = {AUTH_SCHEMA}")
         return cls(conn, clock)
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Opening a database written by an older doorkeep migrates it in place."""
+"""Opening a database written by an older doorkeep migrates it in place; one written by a
+newer doorkeep is refused in one line (the event store and the auth store)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from edge.auth import AUTH_SCHEMA, AuthStore
 from edge.store import SCHEMA_VERSION, EdgeStore, SchemaTooNewError, event_hash, genesis_hash
 from edge.store._schema import migrate
 
@@ -134,3 +136,38 @@ def test_check_and_run_refuse_a_database_from_a_newer_doorkeep_in_one_line(tmp_p
         assert result.returncode == 1, (command, result.stderr)
         assert "Traceback" not in result.stderr
         assert "upgrade doorkeep" in result.stderr, (command, result.stderr)
+
+
+def test_an_auth_database_from_before_its_schema_was_counted_keeps_its_logins(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "auth.db"
+    with AuthStore.open(path) as auth:
+        auth.create_user("alice", "correct horse battery staple", "admin")
+        token = auth.create_token("installer", "ci")
+    with sqlite3.connect(path) as conn:  # as every release before the version was written
+        conn.execute("PRAGMA user_version = 0")
+    with AuthStore.open(path) as auth:
+        user = auth.authenticate("alice", "correct horse battery staple")
+        api = auth.token(token)
+        assert user is not None and user.role == "admin"
+        assert api is not None and api.role == "installer"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == AUTH_SCHEMA
+
+
+def test_run_refuses_an_auth_database_from_a_newer_doorkeep_in_one_line(tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "edge.cli"]
+    env = {**os.environ, "DOORKEEP_MDNS": "0"}
+    subprocess.run([*cli, "init", str(tmp_path / "s"), "--simulation"], check=True, env=env)
+    toml = str(tmp_path / "s" / "site.toml")
+    with AuthStore.open(tmp_path / "s" / "data" / "auth.db"):
+        pass
+    with sqlite3.connect(tmp_path / "s" / "data" / "auth.db") as conn:
+        conn.execute(f"PRAGMA user_version = {AUTH_SCHEMA + 1}")
+    result = subprocess.run(
+        [*cli, "run", "-c", toml], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "auth schema version" in result.stderr and "upgrade doorkeep" in result.stderr
