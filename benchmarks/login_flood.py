@@ -3,6 +3,7 @@ without a flood of bad logins (issue 9, finding 7).
 
 Run: .venv/bin/python benchmarks/login_flood.py [--presentations 300] [--flood 200]
          [--addresses 200] [--pause 1.0] [--generator-nice 19] [--source DIR]
+         [--json FILE]
 
 ``doorkeep run`` (a subprocess, production scrypt cost) serves the simulated site of the
 REST tests. Presentations (``POST /api/v1/presentations`` with an installer token, PIN
@@ -17,7 +18,8 @@ The flood comes from a process of its own (this script with ``--generate``), a p
 asyncio HTTP/1.1 client far cheaper than aiohttp's, run at ``--generator-nice`` (19 by
 default): on a gateway the attacker is another host, here it shares the two cores, and
 at the lowest priority it takes what the daemon leaves. ``--generator-nice 0`` makes it
-compete as an equal. ``--source DIR`` runs the daemon from another checkout (A/B runs).
+compete as an equal. ``--source DIR`` runs the daemon from another checkout (A/B runs);
+``--json FILE`` writes every round trip (ms) of both phases, to pool several runs.
 
 The last line is the summary: ``RESULT login-flood p99 … ms (target < 50 ms): met|NOT met``.
 """
@@ -222,6 +224,9 @@ async def main(args: argparse.Namespace) -> None:
         f"login each per {args.pause} s, generator at nice {args.generator_nice}; "
         f"answers {dict(sorted(counts.items()))}; daemon CPU {cpu * 100:.0f}% of a core"
     )
+    if args.json:
+        samples = json.dumps({"alone": quiet, "flood": loud})
+        await asyncio.to_thread(Path(args.json).write_text, samples)
     verdict = "met" if p99 < TARGET_P99_MS else "NOT met"
     print(
         f"RESULT login-flood p99 {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms): {verdict}; "
@@ -239,6 +244,7 @@ if __name__ == "__main__":
         "--generator-nice", type=int, default=19, help="niceness of the flood process"
     )
     parser.add_argument("--source", help="checkout whose daemon runs (default: this one)")
+    parser.add_argument("--json", help="write every round trip (ms) to this file")
     parser.add_argument("--generate", metavar="URL", help=argparse.SUPPRESS)
     parsed = parser.parse_args()
     if parsed.generate:
