@@ -22,8 +22,11 @@ is counted (`LoginLimiter.reserve`) *before* its password is hashed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import hmac
+import os
 import secrets
 import sqlite3
 import threading
@@ -60,6 +63,9 @@ LOGIN_BACKOFF_CAP_S = 15 * 60.0
 # needs one; more waiting than HASH_QUEUE_MAX is answered 429 at once.
 HASH_WORKERS = 1
 HASH_QUEUE_MAX = 16
+# The hashing thread's niceness (Linux: per thread): the loop, whose presentations wait
+# for milliseconds, always wins the CPU over a password check that takes ~50 ms anyway.
+HASH_NICENESS = 19
 
 _USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _SETUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud, typed on a phone
@@ -124,6 +130,15 @@ def hash_password(password: str) -> str:
         password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
     )
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+@functools.cache
+def _dummy_hash(n: int, r: int, p: int) -> str:
+    """A hash of nobody's password at the given cost, made once per process: an unknown
+    user name is checked against it, one scrypt run like a real check. (Hashing a fresh
+    one each time made it two: twice the work per made-up name in a flood.)"""
+    del n, r, p  # only the cache key: tests change the module's cost
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -203,7 +218,10 @@ class HashPool:
     Not the loop's default executor: that one serves token and session lookups and the
     rest of ``asyncio.to_thread``, which must not wait behind a flood of scrypt work.
     Each check runs on a short-lived thread of its own (``doorkeep-scrypt``; starting one
-    costs far less than the 50 ms of scrypt), so no idle worker outlives the store.
+    costs far less than the 50 ms of scrypt), so no idle worker outlives the store. The
+    thread runs at the lowest CPU priority (`HASH_NICENESS`): scrypt releases the GIL, so
+    on a two-core gateway it competes with the event loop for a core, and the loop must
+    win (docs/performance.md, "Login flood").
     """
 
     def __init__(self, workers: int | None = None, queue_max: int | None = None) -> None:
@@ -239,6 +257,7 @@ class HashPool:
                 done.set_result(result)  # type: ignore[arg-type]
 
         def work() -> None:
+            _lowest_priority()
             try:
                 result = fn(*args)
             except BaseException as err:
@@ -257,6 +276,13 @@ class HashPool:
         """Wait for a check that is still running (a few tens of ms)."""
         for thread in list(self._threads):
             thread.join(5)
+
+
+def _lowest_priority() -> None:
+    """Give the calling thread alone `HASH_NICENESS` (on Linux a thread id is a valid
+    PRIO_PROCESS target and niceness is per thread); a no-op where that is refused."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
 
 
 class AuthStore:
@@ -356,8 +382,9 @@ class AuthStore:
                 "SELECT role, password FROM users WHERE username = ?", (username,)
             ).fetchone()
         if row is None:
-            # Spend the same time as a real check, so timing does not reveal user names.
-            verify_password(password, hash_password("x" * MIN_PASSWORD_LEN))
+            # Spend the same time as a real check (one scrypt run against a stand-in
+            # hash), so timing does not reveal user names.
+            verify_password(password, _dummy_hash(SCRYPT_N, SCRYPT_R, SCRYPT_P))
             return None
         if not verify_password(password, row[1]):
             return None

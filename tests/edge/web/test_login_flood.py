@@ -1,17 +1,27 @@
 """A flood of logins (issue 9, finding 7): the attempt is counted before its password is
 hashed, so 100 simultaneous logins for one user check at most `LOGIN_FREE_FAILURES`
-passwords; the rest are 429 at once. Hashing runs on its own small pool."""
+passwords; the rest are 429 at once. Hashing runs on its own small pool, at the lowest
+CPU priority, and an unknown name costs one scrypt run like a known one."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import edge.auth as auth_mod
+from edge.auth import AuthStore
 from tests.edge.web.conftest import PASSWORD, Api
+
+
+def niceness() -> int:
+    """The CPU niceness of the calling thread (Linux keeps one per thread)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 @pytest.fixture
@@ -87,3 +97,47 @@ async def test_token_requests_are_answered_while_logins_wait_for_the_hash_pool(
     assert not pending.done()  # the logins were still waiting for the hash pool
     release.set()
     assert [s for s, _ in await pending] == [401, 401, 401]
+
+
+async def test_passwords_are_checked_at_the_lowest_cpu_priority_and_the_loop_keeps_its_own(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A check takes ~50 ms anyway; the loop, whose presentations wait for milliseconds,
+    # must win the CPU over it on a two-core gateway.
+    seen: list[tuple[str, int]] = []
+    real = auth_mod.verify_password
+
+    def noting(password: str, stored: str) -> bool:
+        seen.append((threading.current_thread().name, niceness()))
+        return real(password, stored)
+
+    monkeypatch.setattr(auth_mod, "verify_password", noting)
+    loop_niceness = niceness()
+    assert (await login(api, "wrong password 1"))[0] == 401
+    assert (await login(api, PASSWORD))[0] == 200
+    assert seen == [("doorkeep-scrypt", auth_mod.HASH_NICENESS)] * 2
+    assert niceness() == loop_niceness
+
+
+def test_an_unknown_user_name_costs_one_scrypt_run_like_a_known_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It used to cost two (a fresh stand-in hash, then its check): twice the work for a
+    # flood of made-up names, and a timing difference that told names apart.
+    runs: list[int] = []
+    real = hashlib.scrypt
+
+    def counting(*args: Any, **kwargs: Any) -> bytes:
+        runs.append(1)
+        return real(*args, **kwargs)
+
+    with AuthStore.open(tmp_path / "auth.db") as store:
+        store.create_user("alice", PASSWORD, "admin")
+        monkeypatch.setattr(auth_mod.hashlib, "scrypt", counting)
+        assert store.authenticate("nobody", "not the password") is None  # may make the stand-in
+        costs = []
+        for name in ("alice", "bob", "carol", "alice"):
+            runs.clear()
+            assert store.authenticate(name, "not the password") is None
+            costs.append(len(runs))
+        assert costs == [1, 1, 1, 1]
