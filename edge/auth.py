@@ -15,8 +15,9 @@ The store is synchronous (SQLite under a lock) and small. The expensive methods 
 that hash a password) run on the store's own small `HashPool`, never on the loop's default
 executor: a flood of logins then queues behind one or two scrypt threads while token and
 session lookups, presentations and everything else go on (issue 9, finding 7).
-The login rate limiter is a separate in-memory object with an injected clock; an attempt
-is counted (`LoginLimiter.reserve`) *before* its password is hashed.
+The login rate limiter is a separate in-memory object with an injected clock
+(edge/loginlimit.py); an attempt is counted (`LoginLimiter.reserve`) *before* its
+password is hashed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
@@ -55,10 +56,6 @@ SESSION_IDLE_S = 30 * 60
 SESSION_MAX_S = 12 * 60 * 60
 # Touching last_seen on every request would be a write per request; a minute is plenty.
 SESSION_TOUCH_S = 60
-LOGIN_FREE_FAILURES = 5
-LOGIN_WINDOW_S = 15 * 60
-LOGIN_BACKOFF_BASE_S = 2.0
-LOGIN_BACKOFF_CAP_S = 15 * 60.0
 # One scrypt at a time (~50 ms, 16 MiB each): a gateway has few cores and the event loop
 # needs one; more waiting than HASH_QUEUE_MAX is answered 429 at once.
 HASH_WORKERS = 1
@@ -529,93 +526,3 @@ class AuthStore:
 
 def _normalise_code(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """One login attempt, counted as a failure until `LoginLimiter.release` says otherwise."""
-
-    at: float
-    keys: tuple[str, str]
-    blocked_before: tuple[float, float]
-
-
-@dataclass(slots=True)
-class _Bucket:
-    failures: list[float] = field(default_factory=list)
-    blocked_until: float = 0.0
-
-
-class LoginLimiter:
-    """Refuses login attempts for a while after repeated failures.
-
-    Counted separately per username and per client address; after
-    `LOGIN_FREE_FAILURES` failures inside `LOGIN_WINDOW_S`, each further failure
-    doubles the wait (from `LOGIN_BACKOFF_BASE_S`, capped at `LOGIN_BACKOFF_CAP_S`).
-    A success clears the username's count (not the address's: one address guessing
-    many names stays limited).
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._buckets: dict[str, _Bucket] = {}
-
-    def retry_after(self, username: str, address: str) -> float:
-        """Seconds the caller must wait before trying again; 0 when allowed now."""
-        now = self._clock()
-        waits = [
-            b.blocked_until - now for k in _keys(username, address) if (b := self._buckets.get(k))
-        ]
-        return max([0.0, *waits])
-
-    def reserve(self, username: str, address: str) -> Reservation | None:
-        """Count an attempt *before* its password is checked; None when it must wait.
-
-        Checking first and counting after let 100 simultaneous logins all be checked
-        before the first failure was counted. The slot is a failure unless released.
-        """
-        if self.retry_after(username, address) > 0:
-            return None
-        keys = _keys(username, address)
-        before = tuple(b.blocked_until if (b := self._buckets.get(k)) else 0.0 for k in keys)
-        at = self._count(keys)
-        return Reservation(at, keys, (before[0], before[1]))
-
-    def release(self, reservation: Reservation) -> None:
-        """Undo a reservation that was not a failed guess (a success, a busy server)."""
-        for key, before in zip(reservation.keys, reservation.blocked_before, strict=True):
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                continue
-            if reservation.at in bucket.failures:
-                bucket.failures.remove(reservation.at)
-            if len(bucket.failures) < LOGIN_FREE_FAILURES:
-                bucket.blocked_until = before
-
-    def failed(self, username: str, address: str) -> None:
-        """Record a failed attempt."""
-        self._count(_keys(username, address))
-
-    def _count(self, keys: tuple[str, str]) -> float:
-        now = self._clock()
-        for key in keys:
-            bucket = self._buckets.setdefault(key, _Bucket())
-            bucket.failures = [t for t in bucket.failures if now - t < LOGIN_WINDOW_S]
-            bucket.failures.append(now)
-            excess = len(bucket.failures) - LOGIN_FREE_FAILURES
-            if excess >= 0:
-                wait = min(LOGIN_BACKOFF_CAP_S, LOGIN_BACKOFF_BASE_S * 2**excess)
-                bucket.blocked_until = now + wait
-        if len(self._buckets) > 10_000:  # a flood of addresses must not grow memory forever
-            self._buckets = {
-                k: b for k, b in self._buckets.items() if b.blocked_until > now or b.failures
-            }
-        return now
-
-    def succeeded(self, username: str) -> None:
-        """Forget the failures of ``username``."""
-        self._buckets.pop(_keys(username, "")[0], None)
-
-
-def _keys(username: str, address: str) -> tuple[str, str]:
-    return (f"user:{username.lower()}", f"addr:{address}")

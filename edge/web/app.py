@@ -18,7 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from doorkeep.web import AllowedHosts, ApiError, ForbiddenError, error_middleware, mount, own_names
-from edge.auth import AuthStore, LoginLimiter
+from edge.auth import AuthStore
+from edge.loginlimit import LoginLimiter
 from edge.web import handlers as _handlers  # noqa: F401 - registers every handler
 from edge.web.context import (
     ALLOWED_HOSTS,
@@ -72,7 +73,7 @@ def make_app(
     app[ALLOWED_HOSTS] = allowed_hosts or AllowedHosts(site_host_names(site))
     app[SITE] = site
     app[AUTH] = auth
-    app[LIMITER] = limiter or LoginLimiter()
+    app[LIMITER] = LoginLimiter() if limiter is None else limiter
     app[CONFIG] = WebConfig.for_tls(tls)
     app[STREAMS] = set()
     app[OPENAPI] = build_openapi(version=site.version)

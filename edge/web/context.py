@@ -15,7 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from doorkeep.web import AllowedHosts, ForbiddenError, Handlers
-from edge.auth import AuthStore, LoginLimiter, Principal, Role
+from edge.auth import AuthStore, Principal, Role
+from edge.loginlimit import LoginLimiter
 from edge.web.facade import SiteFacade
 from edge.web.routes import Route
 

@@ -32,10 +32,11 @@ from hypothesis import strategies as st
 from cloud_sync import bundle as b
 from doorkeep import cards, policydoc
 from doorkeep.errors import BundleRejected, PolicyError
-from edge.auth import AuthStore, LoginLimiter
+from edge.auth import AuthStore
 from edge.config import SiteConfigError, parse_site_config
 from edge.config.sections import MqttSection
 from edge.hardware import Hardware
+from edge.loginlimit import LoginLimiter
 from edge.mqtt import MqttBridge
 from edge.web.app import make_app
 from tests.edge.sites import open_site

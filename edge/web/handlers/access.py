@@ -14,7 +14,8 @@ from aiohttp import web
 
 from doorkeep.errors import AuthError
 from doorkeep.web import ApiError, ErrorCode
-from edge.auth import HashPoolBusy, Principal, Reservation
+from edge.auth import HashPoolBusy, Principal
+from edge.loginlimit import Reservation
 from edge.web.context import (
     CONFIG,
     HANDLERS,

@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import edge.auth as auth_mod
 import rs485.bus
-from edge.auth import AuthStore, LoginLimiter
+from edge.auth import AuthStore
+from edge.loginlimit import LoginLimiter
 from edge.service import Site
 from edge.web.app import make_app
 from tests.edge.sites import open_site

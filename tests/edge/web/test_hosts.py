@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from edge.auth import AuthStore, LoginLimiter
+from edge.auth import AuthStore
 from edge.config import SiteConfigError, parse_site_config
+from edge.loginlimit import LoginLimiter
 from edge.service import Site
 from edge.web.app import make_app
 from tests.edge.sites import open_site

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import edge.auth as auth_mod
+from edge import loginlimit
 from edge.auth import AuthStore
 from tests.edge.web.conftest import PASSWORD, Api
 
@@ -50,7 +51,7 @@ async def test_100_simultaneous_logins_check_at_most_the_limit_of_passwords(
 ) -> None:
     answers = await asyncio.gather(*(login(api, f"wrong password {i}") for i in range(100)))
     statuses = [status for status, _ in answers]
-    assert len(checks) <= auth_mod.LOGIN_FREE_FAILURES
+    assert len(checks) <= loginlimit.LOGIN_FREE_FAILURES
     assert statuses.count(401) == len(checks)
     assert statuses.count(429) == 100 - len(checks)
     limited = next(body for status, body in answers if status == 429)
@@ -64,12 +65,12 @@ async def test_100_simultaneous_logins_check_at_most_the_limit_of_passwords(
 async def test_a_right_password_after_a_few_wrong_ones_still_logs_in(
     api: Api, checks: list[str]
 ) -> None:
-    for i in range(auth_mod.LOGIN_FREE_FAILURES - 1):
+    for i in range(loginlimit.LOGIN_FREE_FAILURES - 1):
         assert (await login(api, f"wrong password {i}"))[0] == 401
     assert (await login(api, PASSWORD))[0] == 200
     # the success was not left counted as a failure: the address has room again
     assert (await login(api, "wrong again!!"))[0] == 401
-    assert len(checks) == auth_mod.LOGIN_FREE_FAILURES + 1
+    assert len(checks) == loginlimit.LOGIN_FREE_FAILURES + 1
 
 
 async def test_token_requests_are_answered_while_logins_wait_for_the_hash_pool(

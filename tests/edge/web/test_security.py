@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import edge.auth as auth_mod
+from edge import loginlimit
 from edge.auth import Role
 from edge.service import Site
 from edge.web.derived import ENTITY_LISTS, entity_schema
@@ -329,30 +330,52 @@ async def test_setup_over_http_creates_the_admin_once(site: Site, clock: Clock) 
 
 
 async def test_login_is_rate_limited_per_user_and_per_address(api: Api, clock: Clock) -> None:
-    for _ in range(auth_mod.LOGIN_FREE_FAILURES):
+    for _ in range(loginlimit.LOGIN_FREE_FAILURES):
         assert (await api.login(password="wrong password!")).status == 401
     blocked = await api.login()  # even the right password waits now
     assert blocked.status == 429
     assert int(blocked.headers["Retry-After"]) >= 1
     # Another user name from the same address is limited too (per-address bucket).
     assert (await api.login(username="other")).status == 429
-    clock.now += auth_mod.LOGIN_BACKOFF_CAP_S + 1
+    clock.now += loginlimit.LOGIN_BACKOFF_CAP_S + 1
     assert (await api.login()).status == 200
 
 
 def test_limiter_backoff_doubles_and_is_capped() -> None:
     clock = Clock()
-    limiter = auth_mod.LoginLimiter(clock)
+    limiter = loginlimit.LoginLimiter(clock)
     waits = []
-    for _ in range(auth_mod.LOGIN_FREE_FAILURES + 12):
+    for _ in range(loginlimit.LOGIN_FREE_FAILURES + 12):
         limiter.failed("bob", "10.0.0.1")
         waits.append(limiter.retry_after("bob", "10.0.0.1"))
-    assert waits[: auth_mod.LOGIN_FREE_FAILURES - 1] == [0.0] * (auth_mod.LOGIN_FREE_FAILURES - 1)
-    assert waits[auth_mod.LOGIN_FREE_FAILURES - 1] == auth_mod.LOGIN_BACKOFF_BASE_S
-    assert waits[auth_mod.LOGIN_FREE_FAILURES] == 2 * auth_mod.LOGIN_BACKOFF_BASE_S
-    assert max(waits) == auth_mod.LOGIN_BACKOFF_CAP_S
+    assert waits[: loginlimit.LOGIN_FREE_FAILURES - 1] == [0.0] * (
+        loginlimit.LOGIN_FREE_FAILURES - 1
+    )
+    assert waits[loginlimit.LOGIN_FREE_FAILURES - 1] == loginlimit.LOGIN_BACKOFF_BASE_S
+    assert waits[loginlimit.LOGIN_FREE_FAILURES] == 2 * loginlimit.LOGIN_BACKOFF_BASE_S
+    assert max(waits) == loginlimit.LOGIN_BACKOFF_CAP_S
     limiter.succeeded("bob")
     assert limiter.retry_after("bob", "10.0.0.2") == 0.0
+
+
+def test_a_flood_from_many_addresses_keeps_the_limiter_small_and_the_blocks() -> None:
+    clock = Clock()
+    limiter = loginlimit.LoginLimiter(clock)
+    limit = loginlimit.PRUNE_FROM
+
+    def flood(n: int, seconds: float, start: int) -> None:  # made-up names, new addresses
+        for i in range(start, start + n):
+            limiter.failed(f"nobody{i}", f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}")
+            clock.now += seconds / n
+
+    flood(3 * limit, 10 * loginlimit.LOGIN_WINDOW_S, 0)  # 60,000 buckets over ten windows
+    assert limiter.counted() <= limit + 2  # only what can still count is kept
+    for _ in range(loginlimit.LOGIN_FREE_FAILURES + 10):  # a guesser at the cap's wait
+        limiter.failed("alice", "10.250.0.1")
+    flood(2 * limit, 60, 3 * limit)  # a burst: sweeps run, the block stays
+    assert limiter.retry_after("alice", "10.250.0.2") > 0
+    clock.now += loginlimit.LOGIN_BACKOFF_CAP_S
+    assert limiter.retry_after("alice", "10.250.0.2") == 0.0
 
 
 async def test_no_pin_or_card_number_in_any_answer_or_log(
