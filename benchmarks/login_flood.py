@@ -3,10 +3,14 @@ without a flood of bad logins (issue 9, finding 7).
 
 Run: .venv/bin/python benchmarks/login_flood.py [--presentations 300] [--flood 200]
          [--addresses 200] [--pause 1.0] [--generator-nice 19] [--source DIR]
-         [--json FILE]
+         [--json FILE] [--board peer|sim] [--tls]
 
-``doorkeep run`` (a subprocess, production scrypt cost) serves the simulated site of the
-REST tests. Presentations (``POST /api/v1/presentations`` with an installer token, PIN
+``doorkeep run`` (a subprocess, production scrypt cost) serves the site of the REST
+tests. Its relay board is by default an Ethernet one (``modbus-tcp-generic``): a plain
+pymodbus TCP server in a process of its own, as a real board is its own device;
+``--board sim`` puts it on the simulated RS485 bus inside the daemon instead, whose
+pymodbus server then shares the daemon's event loop with the flood. ``--tls`` serves and
+floods over HTTPS (a TLS handshake per bad login). Presentations (``POST /api/v1/presentations`` with an installer token, PIN
 of tests/edge/web/sample.py, one keep-alive connection) are sent one after another at
 ~50/s from this process; p50/p99 of their round trip are taken alone, then while
 ``--flood`` concurrent clients each send a bad login every ``--pause`` s (a 200-request
@@ -35,6 +39,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -69,12 +74,69 @@ def cli(env: dict[str, str], *args: str) -> str:
     return out.stdout
 
 
+_SIM_BOARD = re.compile(r"\[\[bus\]\].*?\n\n\[\[board\]\].*?\n\n", re.DOTALL)
+
+
+def site_toml(port: int, *, board_port: int | None, tls: bool) -> str:
+    """The sample site on ``port``; with ``board_port`` its relay board is an Ethernet one
+    (``modbus-tcp-generic``) served by the peer process instead of the in-process
+    simulated RS485 bus."""
+    toml = sample.SITE_TOML.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    if tls:
+        toml = toml.replace("tls = false", "tls = true")
+    if board_port is not None:
+        board = (
+            f'[[board]]\nid = "{sample.BOARD}"\ntype = "modbus-tcp-generic"\n'
+            f'host = "127.0.0.1"\nport = {board_port}\noptions = {{ relays = 8 }}\n\n'
+        )
+        toml, swapped = _SIM_BOARD.subn(board, toml)
+        assert swapped == 1, "the sample site's bus and board were not found"
+    return toml
+
+
 @contextlib.contextmanager
-def daemon(root: Path, source: Path) -> Any:
+def board_peer(args: argparse.Namespace) -> Any:
+    """The relay board as its own process (``--board peer``): a plain pymodbus Modbus TCP
+    server, as an Ethernet relay board is its own device; yields its port (None: sim)."""
+    if args.board == "sim":
+        yield None
+        return
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-board", str(port)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "serving":
+        raise SystemExit("the board peer did not start")
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+async def serve_board(port: int) -> None:
+    """``--serve-board``: pymodbus' own server and datastore (tests/rs485/modbus_peer.py)."""
+    from pymodbus.framer import FramerType
+    from pymodbus.server import ModbusTcpServer
+
+    from tests.rs485.modbus_peer import _device
+
+    server = ModbusTcpServer([_device(1)], framer=FramerType.SOCKET, address=("127.0.0.1", port))
+    await server.serve_forever(background=True)
+    print("serving", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.shutdown()  # type: ignore[no-untyped-call]
+
+
+@contextlib.contextmanager
+def daemon(root: Path, source: Path, args: argparse.Namespace, board_port: int | None) -> Any:
     """``doorkeep run`` of ``source``'s code on the sample site: (url, token, pid)."""
     port = free_port()
     env = {**os.environ, "DOORKEEP_MDNS": "0", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(source)}
-    toml = sample.SITE_TOML.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    toml = site_toml(port, board_port=board_port, tls=args.tls)
     (root / "site.toml").write_text(toml)
     (root / "policy.json").write_text(json.dumps(sample.POLICY))
     cfg = str(root / "site.toml")
@@ -89,13 +151,13 @@ def daemon(root: Path, source: Path) -> Any:
     )
     try:
         deadline = time.monotonic() + 60
-        while not re.search("serving http://", (root / "daemon.log").read_text()):
+        while not re.search("serving https?://", (root / "daemon.log").read_text()):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(
                     "doorkeep run did not start:\n" + (root / "daemon.log").read_text()
                 )
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", token, proc.pid
+        yield f"{'https' if args.tls else 'http'}://127.0.0.1:{port}", token, proc.pid
     finally:
         proc.terminate()
         proc.wait(15)
@@ -114,7 +176,8 @@ async def presentations(url: str, token: str, n: int) -> list[float]:
     async with aiohttp.ClientSession(headers=headers) as http:
         for _ in range(n):
             start = time.perf_counter()
-            async with http.post(url + "/api/v1/presentations", json=PIN) as resp:
+            post = http.post(url + "/api/v1/presentations", json=PIN, ssl=False)
+            async with post as resp:
                 await resp.read()
                 if resp.status != 200:
                     raise SystemExit(f"presentation answered {resp.status}")
@@ -130,6 +193,11 @@ async def generate(url: str, clients: int, addresses: int, pause: float) -> dict
     """Bad logins from ``clients`` loops until SIGTERM; the answers counted by status."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    tls = None
+    if parts.scheme == "https":  # a new TLS handshake per login, as a browser-less attacker
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
     head = (
         f"POST /api/v1/auth/login HTTP/1.1\r\nHost: {host}:{port}\r\n"
         "Content-Type: application/json\r\nConnection: close\r\nContent-Length: {n}\r\n\r\n"
@@ -144,12 +212,14 @@ async def generate(url: str, clients: int, addresses: int, pause: float) -> dict
         while not stop.is_set():
             body = json.dumps({"username": f"guess{next(names)}", "password": "not it at all"})
             try:
-                reader, writer = await asyncio.open_connection(host, port, local_addr=local)
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=local, ssl=tls
+                )
                 writer.write(head.replace("{n}", str(len(body))).encode() + body.encode())
                 status = (await reader.readline()).split(b" ")[1].decode()
                 await reader.read()  # to the end: the server closes (Connection: close)
                 writer.close()
-            except (OSError, IndexError):
+            except (OSError, IndexError, ssl.SSLError):
                 status = "error"
             statuses[status] = statuses.get(status, 0) + 1
             await asyncio.sleep(pause)
@@ -209,14 +279,22 @@ async def flood_phase(
 
 async def main(args: argparse.Namespace) -> None:
     source = args.source
-    with tempfile.TemporaryDirectory() as tmp, daemon(Path(tmp), source) as (url, token, pid):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        board_peer(args) as board_port,
+        daemon(Path(tmp), source, args, board_port) as (url, token, pid),
+    ):
         await presentations(url, token, 20)  # warm up
         load_before = os.getloadavg()[0]
         quiet = await presentations(url, token, args.presentations)
         loud, counts, cpu = await flood_phase(url, token, pid, args)
         load_after = os.getloadavg()[0]
     p99 = pct(loud, 99)
-    print(f"presentations over HTTP to doorkeep run ({source}), n={args.presentations} each")
+    board = "a pymodbus TCP board in its own process" if args.board == "peer" else "sim bus"
+    print(
+        f"presentations over {'HTTPS' if args.tls else 'HTTP'} to doorkeep run ({source}), "
+        f"relay board: {board}, n={args.presentations} each"
+    )
     print(line("alone:", quiet))
     print(line("login flood:", loud))
     print(
@@ -229,7 +307,8 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.to_thread(Path(args.json).write_text, samples)
     verdict = "met" if p99 < TARGET_P99_MS else "NOT met"
     print(
-        f"RESULT login-flood p99 {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms): {verdict}; "
+        f"RESULT login-flood ({'https' if args.tls else 'http'}, board {args.board}) "
+        f"p99 {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms): {verdict}; "
         f"alone p99 {pct(quiet, 99):.1f} ms; load average {load_before:.2f} -> {load_after:.2f}"
     )
 
@@ -245,9 +324,20 @@ if __name__ == "__main__":
     )
     parser.add_argument("--source", help="checkout whose daemon runs (default: this one)")
     parser.add_argument("--json", help="write every round trip (ms) to this file")
+    parser.add_argument(
+        "--board",
+        choices=("peer", "sim"),
+        default="peer",
+        help="the relay board: a pymodbus TCP server in its own process (default, as an "
+        "Ethernet board), or the simulated RS485 bus inside the daemon",
+    )
+    parser.add_argument("--tls", action="store_true", help="serve (and flood) over HTTPS")
     parser.add_argument("--generate", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-board", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parsed = parser.parse_args()
-    if parsed.generate:
+    if parsed.serve_board:
+        asyncio.run(serve_board(parsed.serve_board))
+    elif parsed.generate:
         os.nice(parsed.generator_nice)
         result = asyncio.run(
             generate(parsed.generate, parsed.flood, parsed.addresses, parsed.pause)

@@ -41,9 +41,11 @@ WATCHDOG_S = 10.0
 BUS_STALL_S = 20.0
 #: New connections accepted per turn of the event loop (asyncio takes the listen backlog
 #: for this). A burst of 200 connections taken in one turn queues all their work ahead of
-#: a presentation already waiting; 8 a turn interleaves it. The kernel still holds
+#: a presentation already waiting; one a turn interleaves it best: over TLS, where each
+#: flood connection costs the loop a handshake, a login flood's p99 went from 61-83 ms
+#: at 8 a turn to 39-58 ms at one (plain HTTP: no difference). The kernel still holds
 #: LISTEN_QUEUE connections, so nobody is refused for it (docs/performance.md).
-ACCEPT_BATCH = 8
+ACCEPT_BATCH = 1
 LISTEN_QUEUE = 512
 # Reader types site.toml accepts whose hardware drivers are not written yet.
 
