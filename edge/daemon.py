@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from doorkeep.errors import ConfigError
+from edge import listener
 from edge.auth import AuthStore
 from edge.config import SiteConfig
 from edge.hardware import stalled_buses
@@ -39,14 +40,6 @@ WATCHDOG_S = 10.0
 #: A bus transaction is bounded by its timeouts (at most a few seconds); one running this
 #: long means its owner is stuck.
 BUS_STALL_S = 20.0
-#: New connections accepted per turn of the event loop (asyncio takes the listen backlog
-#: for this). A burst of 200 connections taken in one turn queues all their work ahead of
-#: a presentation already waiting; one a turn interleaves it best: over TLS, where each
-#: flood connection costs the loop a handshake, a login flood's p99 went from 61-83 ms
-#: at 8 a turn to 39-58 ms at one (plain HTTP: no difference). The kernel still holds
-#: LISTEN_QUEUE connections, so nobody is refused for it (docs/performance.md).
-ACCEPT_BATCH = 1
-LISTEN_QUEUE = 512
 # Reader types site.toml accepts whose hardware drivers are not written yet.
 
 
@@ -158,15 +151,6 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _lengthen_listen_queue(site_runner: web.TCPSite) -> None:
-    """Let the kernel queue `LISTEN_QUEUE` connections while asyncio accepts
-    `ACCEPT_BATCH` a turn (both come from one backlog argument)."""
-    server = getattr(site_runner, "_server", None)
-    for sock in getattr(server, "sockets", ()):
-        with socket.socket(fileno=os.dup(sock.fileno())) as listening:
-            listening.listen(LISTEN_QUEUE)
-
-
 @contextlib.asynccontextmanager
 async def serve_site(
     site: Site, *, host: str, port: int, print_fn: Callable[[str], None] = print
@@ -193,13 +177,15 @@ async def serve_site(
     app = make_app(site, auth, tls=config.web.tls)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    stack = contextlib.AsyncExitStack()
     try:
-        site_runner = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=ACCEPT_BATCH)
         try:
-            await site_runner.start()
+            sockets = listener.bind(host, port)
         except OSError as err:
             raise ListenError(host, port, err) from err
-        _lengthen_listen_queue(site_runner)
+        # connections admitted a few at a time (edge/listener.py), not all in one turn
+        assert runner.server is not None  # made by setup()
+        await stack.enter_async_context(listener.serving(sockets, runner.server, ssl_context))
         scheme = "https" if ssl_context else "http"
         print_fn(f"doorkeep: site {site.site_id!r} serving {scheme}://{host}:{port}/")
         if auth.setup_required():
@@ -208,6 +194,7 @@ async def serve_site(
         runner.app["doorkeep.fingerprint"] = fingerprint
         yield runner
     finally:
+        await stack.aclose()  # no new connections, then the open ones end
         await runner.cleanup()
         auth.close()
 
