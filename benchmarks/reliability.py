@@ -64,7 +64,9 @@ added later) is not covered.
 The load row's 200 presentations/s are 3 in 8 grants: a grant waits for its relay's
 acknowledgement on the RS485 bus, so grants are bounded by the bus, not the daemon (one
 simulated 9600-baud bus carried ~30 grants/s in a trial, answers queueing for seconds).
-Speed is measured in docs/performance.md; here a figure is a sanity check of one run.
+Speed is measured in docs/performance.md; here a figure is a sanity check of one run,
+and the load row's latency varies widely between runs on this VM (the same
+10-second test run alone, minutes apart: p99 25 ms, 54 ms and 1,344 ms).
 """
 
 
