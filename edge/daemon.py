@@ -183,7 +183,7 @@ async def serve_site(
             sockets = listener.bind(host, port)
         except OSError as err:
             raise ListenError(host, port, err) from err
-        # connections admitted a few at a time (edge/listener.py), not all in one turn
+        # new connections taken at a bounded pace (edge/listener.py), not a burst at once
         assert runner.server is not None  # made by setup()
         await stack.enter_async_context(listener.serving(sockets, runner.server, ssl_context))
         scheme = "https" if ssl_context else "http"
