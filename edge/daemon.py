@@ -180,7 +180,7 @@ async def serve_site(
     stack = contextlib.AsyncExitStack()
     try:
         try:
-            sockets = listener.bind(host, port)
+            sockets = await asyncio.to_thread(listener.bind, host, port)  # may resolve a name
         except OSError as err:
             raise ListenError(host, port, err) from err
         # new connections taken at a bounded pace (edge/listener.py), not a burst at once
