@@ -1,5 +1,5 @@
 """The login rate limit: failed logins counted per user name and per client address,
-in memory, with an injected clock (docs/security.md, *Logins*).
+in memory, with an injected clock (docs/security.md, *Login rate limit*).
 
 An attempt is counted (`LoginLimiter.reserve`) *before* its password is hashed, so a
 burst of simultaneous logins cannot all be checked before the first failure counts.
