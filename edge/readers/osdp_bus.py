@@ -245,6 +245,7 @@ class OsdpBus:
                 tg.create_task(self._watch(hub, cp, channel))
         finally:
             self._cp = self._channel = None
+            self._looked = None  # a new panel is judged from its own first status
             for task in self._windows.values():
                 task.cancel()
             await asyncio.shield(asyncio.to_thread(cp.stop))
